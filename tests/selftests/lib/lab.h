@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers for kselftests that run in the QEMU P2P lab (lab/run).
+ *
+ * Lab devices are found by name (lab/devices). The host file behind the
+ * ivshmem BAR 2 is reachable from the guest at $LAB_IVSHMEM: the lab's
+ * run directory is shared read-write over 9p, so pread()/pwrite() there go
+ * through QEMU to the host file, never through the guest's PCI path.
+ */
+#ifndef P2P_LAB_H
+#define P2P_LAB_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/vfio.h>
+
+#define LAB_BDF_LEN 16
+
+/* Read a sysfs attribute holding one hex number; -1 on error. */
+static inline long lab_sysfs_hex(const char *dir, const char *attr)
+{
+	char path[2 * PATH_MAX];
+	long val = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lx", &val) != 1)
+		val = -1;
+	fclose(f);
+	return val;
+}
+
+/*
+ * Find a lab device by name (lab/devices: NAME VENDOR:DEVICE NTH) among
+ * the PCI devices, in address order; 0 and @bdf filled, or -errno.
+ */
+static inline int lab_pci_find(const char *name, char bdf[LAB_BDF_LEN])
+{
+	char path[PATH_MAX], line[256], n[64];
+	unsigned int vendor, device, nth = 0, seen = 0;
+	const char *top = getenv("LAB_TOP");
+	struct dirent **list;
+	int i, count, ret = -ENODEV;
+	FILE *f;
+
+	if (!top)
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/lab/devices", top);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%63s %x:%x %u", n, &vendor, &device, &nth) == 4 &&
+		    !strcmp(n, name))
+			break;
+		nth = 0;
+	}
+	fclose(f);
+	if (!nth)
+		return -ENOENT;
+	count = scandir("/sys/bus/pci/devices", &list, NULL, alphasort);
+	if (count < 0)
+		return -errno;
+	for (i = 0; i < count; i++) {
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", list[i]->d_name);
+		if (ret && list[i]->d_name[0] != '.' &&
+		    lab_sysfs_hex(path, "vendor") == vendor &&
+		    lab_sysfs_hex(path, "device") == device && ++seen == nth) {
+			snprintf(bdf, LAB_BDF_LEN, "%.15s", list[i]->d_name);
+			ret = 0;
+		}
+		free(list[i]);
+	}
+	free(list);
+	return ret;
+}
+
+/* Name of the driver bound to a PCI device, or "" when unbound. */
+static inline void lab_pci_driver(const char *bdf, char *drv, size_t len)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+	const char *base;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	drv[0] = '\0';
+	if (n <= 0)
+		return;
+	link[n] = '\0';
+	base = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	if (strlen(base) < len)
+		strcpy(drv, base);
+}
+
+/* IOMMU group number of a PCI device, or -errno. */
+static inline int lab_iommu_group(const char *bdf)
+{
+	char path[PATH_MAX], link[PATH_MAX];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return -errno;
+	link[n] = '\0';
+	return atoi(strrchr(link, '/') + 1);
+}
+
+/* A device opened through the VFIO group/container interface. */
+struct lab_vfio {
+	int container;
+	int group;
+	int device;
+};
+
+static inline void lab_vfio_close(struct lab_vfio *v)
+{
+	if (v->device >= 0)
+		close(v->device);
+	if (v->group >= 0)
+		close(v->group);
+	if (v->container >= 0)
+		close(v->container);
+	v->device = v->group = v->container = -1;
+}
+
+/*
+ * Open @bdf through its VFIO group with a type1 IOMMU, or in no-IOMMU mode
+ * when the lab runs without an IOMMU; 0 or -errno.
+ */
+static inline int lab_vfio_open_group(struct lab_vfio *v, const char *bdf)
+{
+	struct vfio_group_status status = { .argsz = sizeof(status) };
+	unsigned long type = VFIO_TYPE1v2_IOMMU;
+	char path[64];
+	int grp, err;
+
+	v->container = v->group = v->device = -1;
+	grp = lab_iommu_group(bdf);
+	if (grp < 0)
+		return grp;
+	v->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+	if (v->container < 0)
+		goto fail;
+	if (ioctl(v->container, VFIO_GET_API_VERSION) != VFIO_API_VERSION) {
+		errno = EPROTO;
+		goto fail;
+	}
+	/* Without an IOMMU (lab/run --iommu off) the group is no-IOMMU. */
+	snprintf(path, sizeof(path), "/dev/vfio/noiommu-%d", grp);
+	v->group = open(path, O_RDWR | O_CLOEXEC);
+	if (v->group >= 0) {
+		type = VFIO_NOIOMMU_IOMMU;
+	} else {
+		snprintf(path, sizeof(path), "/dev/vfio/%d", grp);
+		v->group = open(path, O_RDWR | O_CLOEXEC);
+		if (v->group < 0)
+			goto fail;
+	}
+	if (ioctl(v->group, VFIO_GROUP_GET_STATUS, &status))
+		goto fail;
+	if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+		errno = EBUSY;
+		goto fail;
+	}
+	if (ioctl(v->group, VFIO_GROUP_SET_CONTAINER, &v->container))
+		goto fail;
+	if (ioctl(v->container, VFIO_SET_IOMMU, type))
+		goto fail;
+	v->device = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	if (v->device < 0)
+		goto fail;
+	return 0;
+fail:
+	err = -errno;
+	lab_vfio_close(v);
+	return err;
+}
+
+static inline int lab_vfio_region(struct lab_vfio *v, unsigned int index,
+				  struct vfio_region_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->argsz = sizeof(*info);
+	info->index = index;
+	return ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, info) ? -errno : 0;
+}
+
+/* Open the host file behind ivshmem BAR 2 (read-write), or -errno. */
+static inline int lab_ivshmem_host_open(void)
+{
+	const char *path = getenv("LAB_IVSHMEM");
+	int fd;
+
+	if (!path)
+		return -ENOENT;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Fill @buf with a pattern that depends on @seed and the byte offset. */
+static inline void lab_pattern(void *buf, size_t len, uint64_t off, uint32_t seed)
+{
+	uint8_t *p = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		uint64_t x = (off + i) * 0x9e3779b97f4a7c15ULL ^ seed;
+
+		p[i] = (uint8_t)(x >> 56);
+	}
+}
+
+#endif /* P2P_LAB_H */
