@@ -20,6 +20,7 @@ MODULE_IMPORT_NS(DMA_BUF);
 
 #define TEST_BUF_SIZE	(4 * PAGE_SIZE)
 #define TEST_DMA_ADDR	((dma_addr_t)0x100000)
+#define TEST_MAX_ATTACH	2
 
 struct test_exporter {
 	int pins;
@@ -29,7 +30,6 @@ struct test_exporter {
 };
 
 struct test_importer {
-	struct kunit *test;
 	int move_notify;
 	bool resv_held;
 };
@@ -114,6 +114,8 @@ struct test_ctx {
 	struct device *dev;
 	struct dma_buf *dmabuf;
 	struct test_exporter *exp;
+	/* Live attachments, detached by the exit hook if a test aborts. */
+	struct dma_buf_attachment *attach[TEST_MAX_ATTACH];
 	bool released;
 };
 
@@ -147,24 +149,48 @@ static void dynamic_test_exit(struct kunit *test)
 {
 	struct test_ctx *ctx = test->priv;
 
+	unsigned int i;
+
 	if (!ctx)
 		return;
+	for (i = 0; i < TEST_MAX_ATTACH; i++)
+		if (ctx->attach[i])
+			dma_buf_detach(ctx->dmabuf, ctx->attach[i]);
 	dma_buf_put(ctx->dmabuf);
 	flush_delayed_fput();
 	KUNIT_EXPECT_TRUE(test, ctx->released);
 }
 
-static struct dma_buf_attachment *attach_dynamic(struct kunit *test,
-						 struct test_importer *imp)
+/* Attach a dynamic importer (@imp) or, with @imp NULL, a static one. */
+static struct dma_buf_attachment *test_attach(struct kunit *test,
+					      struct test_importer *imp)
 {
 	struct test_ctx *ctx = test->priv;
 	struct dma_buf_attachment *attach;
+	unsigned int i;
 
-	imp->test = test;
-	attach = dma_buf_dynamic_attach(ctx->dmabuf, ctx->dev,
-					&test_importer_ops, imp);
+	for (i = 0; i < TEST_MAX_ATTACH && ctx->attach[i]; i++)
+		;
+	KUNIT_ASSERT_LT(test, i, TEST_MAX_ATTACH);
+	if (imp)
+		attach = dma_buf_dynamic_attach(ctx->dmabuf, ctx->dev,
+						&test_importer_ops, imp);
+	else
+		attach = dma_buf_attach(ctx->dmabuf, ctx->dev);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, attach);
+	ctx->attach[i] = attach;
 	return attach;
+}
+
+static void test_detach(struct kunit *test, struct dma_buf_attachment *attach)
+{
+	struct test_ctx *ctx = test->priv;
+	unsigned int i;
+
+	for (i = 0; i < TEST_MAX_ATTACH; i++)
+		if (ctx->attach[i] == attach)
+			ctx->attach[i] = NULL;
+	dma_buf_detach(ctx->dmabuf, attach);
 }
 
 static void dynamic_attach_is_dynamic(struct kunit *test)
@@ -174,13 +200,13 @@ static void dynamic_attach_is_dynamic(struct kunit *test)
 	struct dma_buf_attachment *attach;
 
 	KUNIT_EXPECT_TRUE(test, dma_buf_is_dynamic(ctx->dmabuf));
-	attach = attach_dynamic(test, &imp);
+	attach = test_attach(test, &imp);
 	KUNIT_EXPECT_TRUE(test, dma_buf_attachment_is_dynamic(attach));
 	KUNIT_EXPECT_TRUE(test, attach->peer2peer);
 	/* Attaching maps and pins nothing for a dynamic importer. */
 	KUNIT_EXPECT_EQ(test, ctx->exp->pins, 0);
 	KUNIT_EXPECT_EQ(test, ctx->exp->maps, 0);
-	dma_buf_detach(ctx->dmabuf, attach);
+	test_detach(test, attach);
 }
 
 static void dynamic_map_does_not_pin(struct kunit *test)
@@ -190,7 +216,7 @@ static void dynamic_map_does_not_pin(struct kunit *test)
 	struct dma_buf_attachment *attach;
 	struct sg_table *sgt;
 
-	attach = attach_dynamic(test, &imp);
+	attach = test_attach(test, &imp);
 	dma_resv_lock(ctx->dmabuf->resv, NULL);
 	sgt = dma_buf_map_attachment(attach, DMA_BIDIRECTIONAL);
 	KUNIT_EXPECT_NOT_ERR_OR_NULL(test, sgt);
@@ -206,7 +232,7 @@ static void dynamic_map_does_not_pin(struct kunit *test)
 	dma_resv_unlock(ctx->dmabuf->resv);
 	KUNIT_EXPECT_EQ(test, ctx->exp->unmaps, 1);
 	KUNIT_EXPECT_EQ(test, ctx->exp->pins, 0);
-	dma_buf_detach(ctx->dmabuf, attach);
+	test_detach(test, attach);
 }
 
 static void move_notify_reaches_each_dynamic_importer(struct kunit *test)
@@ -215,8 +241,8 @@ static void move_notify_reaches_each_dynamic_importer(struct kunit *test)
 	struct test_importer a = {}, b = {};
 	struct dma_buf_attachment *att_a, *att_b;
 
-	att_a = attach_dynamic(test, &a);
-	att_b = attach_dynamic(test, &b);
+	att_a = test_attach(test, &a);
+	att_b = test_attach(test, &b);
 
 	dma_resv_lock(ctx->dmabuf->resv, NULL);
 	dma_buf_move_notify(ctx->dmabuf);
@@ -227,13 +253,13 @@ static void move_notify_reaches_each_dynamic_importer(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, b.resv_held);
 
 	/* A detached importer is no longer notified. */
-	dma_buf_detach(ctx->dmabuf, att_a);
+	test_detach(test, att_a);
 	dma_resv_lock(ctx->dmabuf->resv, NULL);
 	dma_buf_move_notify(ctx->dmabuf);
 	dma_resv_unlock(ctx->dmabuf->resv);
 	KUNIT_EXPECT_EQ(test, a.move_notify, 1);
 	KUNIT_EXPECT_EQ(test, b.move_notify, 2);
-	dma_buf_detach(ctx->dmabuf, att_b);
+	test_detach(test, att_b);
 }
 
 static void static_importer_pins_and_is_not_notified(struct kunit *test)
@@ -242,8 +268,7 @@ static void static_importer_pins_and_is_not_notified(struct kunit *test)
 	struct dma_buf_attachment *attach;
 	struct sg_table *sgt;
 
-	attach = dma_buf_attach(ctx->dmabuf, ctx->dev);
-	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, attach);
+	attach = test_attach(test, NULL);
 	KUNIT_EXPECT_FALSE(test, dma_buf_attachment_is_dynamic(attach));
 	KUNIT_EXPECT_FALSE(test, attach->peer2peer);
 	/* The core pins and caches the mapping at attach time. */
@@ -260,7 +285,7 @@ static void static_importer_pins_and_is_not_notified(struct kunit *test)
 
 	if (!IS_ERR_OR_NULL(sgt))
 		dma_buf_unmap_attachment_unlocked(attach, sgt, DMA_BIDIRECTIONAL);
-	dma_buf_detach(ctx->dmabuf, attach);
+	test_detach(test, attach);
 	KUNIT_EXPECT_EQ(test, ctx->exp->pins, 0);
 	KUNIT_EXPECT_EQ(test, ctx->exp->unmaps, 1);
 }
