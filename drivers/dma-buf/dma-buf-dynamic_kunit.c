@@ -5,7 +5,8 @@
  * drop its mappings through move_notify, with the reservation lock held,
  * and, with CONFIG_DMABUF_MOVE_NOTIFY, mapping it does not pin the
  * exporter. A static importer of a dynamic exporter pins at attach time
- * and is never notified.
+ * and is never notified. Only importers with move_notify are revocable;
+ * those without must pin.
  */
 #include <kunit/device.h>
 #include <kunit/test.h>
@@ -20,7 +21,7 @@ MODULE_IMPORT_NS(DMA_BUF);
 
 #define TEST_BUF_SIZE	(4 * PAGE_SIZE)
 #define TEST_DMA_ADDR	((dma_addr_t)0x100000)
-#define TEST_MAX_ATTACH	2
+#define TEST_MAX_ATTACH	3
 
 struct test_exporter {
 	int pins;
@@ -110,6 +111,11 @@ static const struct dma_buf_attach_ops test_importer_ops = {
 	.move_notify = test_move_notify,
 };
 
+/* A dynamic importer that cannot be notified: it pins instead. */
+static const struct dma_buf_attach_ops test_pinned_importer_ops = {
+	.allow_peer2peer = true,
+};
+
 struct test_ctx {
 	struct device *dev;
 	struct dma_buf *dmabuf;
@@ -161,9 +167,10 @@ static void dynamic_test_exit(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, ctx->released);
 }
 
-/* Attach a dynamic importer (@imp) or, with @imp NULL, a static one. */
-static struct dma_buf_attachment *test_attach(struct kunit *test,
-					      struct test_importer *imp)
+/* Attach an importer with @ops (NULL: a static importer). */
+static struct dma_buf_attachment *
+test_attach_ops(struct kunit *test, const struct dma_buf_attach_ops *ops,
+		struct test_importer *imp)
 {
 	struct test_ctx *ctx = test->priv;
 	struct dma_buf_attachment *attach;
@@ -172,14 +179,17 @@ static struct dma_buf_attachment *test_attach(struct kunit *test,
 	for (i = 0; i < TEST_MAX_ATTACH && ctx->attach[i]; i++)
 		;
 	KUNIT_ASSERT_LT(test, i, TEST_MAX_ATTACH);
-	if (imp)
-		attach = dma_buf_dynamic_attach(ctx->dmabuf, ctx->dev,
-						&test_importer_ops, imp);
-	else
-		attach = dma_buf_attach(ctx->dmabuf, ctx->dev);
+	attach = dma_buf_dynamic_attach(ctx->dmabuf, ctx->dev, ops, imp);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, attach);
 	ctx->attach[i] = attach;
 	return attach;
+}
+
+/* Attach a dynamic importer (@imp) or, with @imp NULL, a static one. */
+static struct dma_buf_attachment *test_attach(struct kunit *test,
+					      struct test_importer *imp)
+{
+	return test_attach_ops(test, imp ? &test_importer_ops : NULL, imp);
 }
 
 static void test_detach(struct kunit *test, struct dma_buf_attachment *attach)
@@ -290,11 +300,46 @@ static void static_importer_pins_and_is_not_notified(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ctx->exp->unmaps, 1);
 }
 
+static void revocable_only_with_move_notify(struct kunit *test)
+{
+	struct test_ctx *ctx = test->priv;
+	struct test_importer dyn = {}, pinned = {};
+	struct dma_buf_attachment *att_dyn, *att_pin, *att_static;
+
+	att_dyn = test_attach(test, &dyn);
+	att_pin = test_attach_ops(test, &test_pinned_importer_ops, &pinned);
+	att_static = test_attach(test, NULL);
+	KUNIT_EXPECT_EQ(test, ctx->exp->pins, 1);	/* the static one */
+
+	KUNIT_EXPECT_TRUE(test, dma_buf_attach_revocable(att_dyn));
+	KUNIT_EXPECT_FALSE(test, dma_buf_attach_revocable(att_pin));
+	KUNIT_EXPECT_FALSE(test, dma_buf_attach_revocable(att_static));
+	KUNIT_EXPECT_TRUE(test, dma_buf_attachment_is_dynamic(att_pin));
+	KUNIT_EXPECT_TRUE(test, att_pin->peer2peer);
+
+	dma_resv_lock(ctx->dmabuf->resv, NULL);
+	KUNIT_EXPECT_EQ(test, dma_buf_pin(att_pin), 0);
+	KUNIT_EXPECT_EQ(test, ctx->exp->pins, 2);
+	/* Skips the importer without a callback instead of crashing. */
+	dma_buf_move_notify(ctx->dmabuf);
+	KUNIT_EXPECT_EQ(test, dyn.move_notify, 1);
+	KUNIT_EXPECT_EQ(test, pinned.move_notify, 0);
+	dma_buf_unpin(att_pin);
+	dma_resv_unlock(ctx->dmabuf->resv);
+	KUNIT_EXPECT_EQ(test, ctx->exp->pins, 1);
+
+	test_detach(test, att_static);
+	test_detach(test, att_pin);
+	test_detach(test, att_dyn);
+	KUNIT_EXPECT_EQ(test, ctx->exp->pins, 0);
+}
+
 static struct kunit_case dma_buf_dynamic_cases[] = {
 	KUNIT_CASE(dynamic_attach_is_dynamic),
 	KUNIT_CASE(dynamic_map_does_not_pin),
 	KUNIT_CASE(move_notify_reaches_each_dynamic_importer),
 	KUNIT_CASE(static_importer_pins_and_is_not_notified),
+	KUNIT_CASE(revocable_only_with_move_notify),
 	{}
 };
 
