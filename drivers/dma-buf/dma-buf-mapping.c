@@ -23,6 +23,12 @@
 #define DMA_BUF_MAX_SEG		ALIGN_DOWN(UINT_MAX, PAGE_SIZE)
 
 /*
+ * MMIO is not cached by the CPU: there is nothing to sync. Saying so also
+ * tells DMA-API debugging that several importers may map the same range.
+ */
+#define DMA_BUF_MAP_ATTRS	DMA_ATTR_SKIP_CPU_SYNC
+
+/*
  * The sg_table handed to the importer, with what dma_buf_free_sgt() needs to
  * undo the mapping: the route, and each range's length so that every
  * dma_map_resource() is undone by exactly one dma_unmap_resource().
@@ -114,7 +120,8 @@ static void dma_buf_unmap_ranges(struct device *dev, struct dma_buf_dma *dma,
 		return;
 
 	for (i = 0; i < nr_mapped; i++) {
-		dma_unmap_resource(dev, sg_dma_address(sg), dma->len[i], dir, 0);
+		dma_unmap_resource(dev, sg_dma_address(sg), dma->len[i], dir,
+				   DMA_BUF_MAP_ATTRS);
 		for (n = dma_buf_range_nents(dma->len[i]); n; n--)
 			sg = sg_next(sg);
 	}
@@ -175,7 +182,7 @@ dma_buf_build_sgt(struct device *dev, enum pci_p2pdma_map_type map,
 			addr = phys_vec[i].paddr + provider->bus_offset;
 		} else {
 			addr = dma_map_resource(dev, phys_vec[i].paddr, len,
-						dir, 0);
+						dir, DMA_BUF_MAP_ATTRS);
 			if (dma_mapping_error(dev, addr)) {
 				dma_buf_release_dma(dev, dma, i, dir);
 				return ERR_PTR(-ENOMEM);
