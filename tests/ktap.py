@@ -42,6 +42,11 @@ REPORTS = [
     r'blocked for more than \d+ seconds',
     r'kmemleak: \d+ new suspected memory leaks',
     r'DMA-API: .* (bug|error)',
+    # A checker that switched itself off (e.g. an allocation failed under
+    # fault injection) would let later reports go unseen.
+    r'dma-debug disabled',
+    r'DMA-API: debugging out of memory',
+    r'kmemleak: Kernel memory leak detector disabled',
 ]
 REPORT_RE = re.compile('|'.join('(?:%s)' % r for r in REPORTS))
 # Lines matching REPORT_RE that are not reports.

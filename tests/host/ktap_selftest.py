@@ -45,6 +45,7 @@ REPORTS = {
     'sleep': '[   10.1] BUG: sleeping function called from invalid context at x.c:1\n',
     'hung': '[  300.1] INFO: task foo:12 blocked for more than 120 seconds.\n',
     'rcu': '[   30.1] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n',
+    'dma-debug-off': '[  112.1] DMA-API: cacheline tracking ENOMEM, dma-debug disabled\n',
 }
 
 

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * uAPI of the p2p_dmabuf_test module (tests/modules/p2p_dmabuf_test.c),
+ * shared with the lab kselftests. Ioctls on the misc device
+ * /dev/p2p_dmabuf_test.
+ *
+ * Exporter ("p2p_test_exporter", any PCI device with a MEM BAR, in the lab
+ * ivshmem): EXPORT wraps page-aligned ranges of one BAR in a dma-buf and
+ * returns its fd; REVOKE and UNREVOKE act on such an fd.
+ *
+ * Importer ("p2p_test_importer", QEMU's edu device): IMPORT attaches a
+ * dma-buf to an edu device and returns a handle local to the open file;
+ * MAP, UNMAP, STATUS, DMA and RELEASE act on a handle. Closing the file
+ * releases every handle it holds.
+ *
+ * Both drivers have no ID table: bind them with driver_override.
+ */
+#ifndef _P2P_DMABUF_TEST_H
+#define _P2P_DMABUF_TEST_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define P2PT_DEVICE		"/dev/p2p_dmabuf_test"
+#define P2PT_EXPORTER_DRIVER	"p2p_test_exporter"
+#define P2PT_IMPORTER_DRIVER	"p2p_test_importer"
+
+#define P2PT_BDF_LEN		16	/* "0000:03:00.0" + NUL, padded */
+#define P2PT_MAX_RANGES		16	/* ranges per exported dma-buf */
+#define P2PT_MAX_ENTRIES	32	/* DMA entries reported by MAP */
+#define P2PT_DMA_MAX		4096	/* bytes per DMA (edu's buffer) */
+
+/* Routes; the values of enum pci_p2pdma_map_type. */
+#define P2PT_ROUTE_UNKNOWN		0	/* not one of our dma-bufs */
+#define P2PT_ROUTE_NOT_SUPPORTED	1
+#define P2PT_ROUTE_BUS_ADDR		2
+#define P2PT_ROUTE_THRU_HOST_BRIDGE	3
+
+/* DMA directions of a mapping; the values of enum dma_data_direction. */
+#define P2PT_DIR_BIDIRECTIONAL	0
+#define P2PT_DIR_TO_DEVICE	1	/* the importer only reads */
+#define P2PT_DIR_FROM_DEVICE	2	/* the importer only writes */
+
+struct p2pt_range {
+	__u64 offset;	/* into the BAR, page aligned */
+	__u64 length;	/* page aligned, non-zero */
+};
+
+/*
+ * P2PT_IOC_EXPORT: wrap @nr_ranges ranges of BAR @bar of @bdf (bound to
+ * p2p_test_exporter) in a dma-buf. Returns the new fd.
+ * Errors: ENODEV no such exporter; EINVAL bad flags, no MEM BAR @bar,
+ * nr_ranges 0 or > P2PT_MAX_RANGES, a range empty, unaligned or not inside
+ * the BAR. @open_flags: O_CLOEXEC and the access mode, given to the file.
+ */
+struct p2pt_export {
+	char bdf[P2PT_BDF_LEN];		/* in */
+	__u32 bar;			/* in */
+	__u32 open_flags;		/* in */
+	__u32 nr_ranges;		/* in */
+	__u32 pad;
+	__u64 bar_size;			/* out: length of the BAR */
+	__u64 bar_bus_addr;		/* out: bus address of the BAR */
+	struct p2pt_range ranges[P2PT_MAX_RANGES];	/* in */
+};
+
+/*
+ * P2PT_IOC_REVOKE / P2PT_IOC_UNREVOKE: @fd is a dma-buf made by
+ * P2PT_IOC_EXPORT (EINVAL otherwise). REVOKE returns once every importer
+ * has unmapped; UNREVOKE allows mapping again (ENODEV once the exporter
+ * device is gone: its dma-bufs stay revoked).
+ */
+struct p2pt_revoke {
+	__s32 fd;
+	__u32 pad;
+};
+
+/* Import modes. */
+#define P2PT_IMPORT_DYNAMIC		0	/* move_notify unmaps */
+#define P2PT_IMPORT_PINNED_REVOCABLE	1	/* pins; move_notify unmaps, unpins */
+#define P2PT_IMPORT_PINNED		2	/* no move_notify, pins */
+
+/* Import flags. */
+#define P2PT_IMPORT_F_NO_P2P		0x1	/* allow_peer2peer = false */
+
+/*
+ * P2PT_IOC_IMPORT: attach dma-buf @fd to @bdf (bound to p2p_test_importer).
+ * Errors: ENODEV no such importer, or the exporter is revoked; EINVAL bad
+ * mode or flags, @fd not a dma-buf; EBADF; EOPNOTSUPP the exporter refuses
+ * the attachment (no peer2peer) or the pin (non-revocable importer).
+ */
+struct p2pt_import {
+	char bdf[P2PT_BDF_LEN];		/* in */
+	__s32 fd;			/* in */
+	__u32 mode;			/* in */
+	__u32 flags;			/* in */
+	__u32 handle;			/* out, never 0 */
+};
+
+struct p2pt_entry {
+	__u64 dma_addr;
+	__u64 len;
+};
+
+/*
+ * P2PT_IOC_MAP: map the dma-buf of @handle for the importer, direction
+ * @dir. Reports the route the exporter took, the number of DMA entries and
+ * the first P2PT_MAX_ENTRIES of them.
+ * Errors: ENOENT unknown handle; EINVAL bad dir or no P2P route; EBUSY
+ * already mapped; ENODEV revoked or the importer device gone.
+ */
+struct p2pt_map {
+	__u32 handle;			/* in */
+	__u32 dir;			/* in: P2PT_DIR_* */
+	__u32 route;			/* out: P2PT_ROUTE_* */
+	__u32 nents;			/* out: DMA entries of the mapping */
+	__u32 nr_entries;		/* out: entries filled in below */
+	__u32 pad;
+	struct p2pt_entry entries[P2PT_MAX_ENTRIES];	/* out */
+};
+
+/* P2PT_IOC_UNMAP, P2PT_IOC_RELEASE. UNMAP: ENODEV if not mapped. */
+struct p2pt_handle {
+	__u32 handle;
+	__u32 pad;
+};
+
+#define P2PT_STATUS_MAPPED	0x1
+#define P2PT_STATUS_PINNED	0x2
+#define P2PT_STATUS_REVOKED	0x4	/* our exporter's dma-bufs only */
+
+/*
+ * P2PT_IOC_STATUS. @exporter_maps and @exporter_pins: live mappings and
+ * pins of the dma-buf over all its attachments (our exporter only).
+ */
+struct p2pt_status {
+	__u32 handle;			/* in */
+	__u32 flags;			/* out: P2PT_STATUS_* */
+	__u32 move_notify_count;	/* out */
+	__u32 exporter_maps;		/* out */
+	__u32 exporter_pins;		/* out */
+	__u32 pad;
+};
+
+#define P2PT_DMA_TO_PEER	0	/* user buffer -> edu -> peer address */
+#define P2PT_DMA_FROM_PEER	1	/* peer address -> edu -> user buffer */
+
+/*
+ * P2PT_IOC_DMA: run edu's DMA engine between its buffer and the DMA
+ * address @dma_addr, which with @len must lie inside one entry of the
+ * current mapping of @handle. Returns when the bytes have moved.
+ * Errors: ENOENT unknown handle; ENODEV not mapped (or revoked, importer
+ * gone); EINVAL bad dir, @len 0 or > P2PT_DMA_MAX, range outside the
+ * mapping; EPERM the mapping's direction forbids it; EFAULT; ETIMEDOUT
+ * the engine did not finish.
+ */
+struct p2pt_dma {
+	__u32 handle;
+	__u32 dir;			/* P2PT_DMA_* */
+	__u64 dma_addr;
+	__u64 len;
+	__u64 user_ptr;			/* buffer of @len bytes */
+};
+
+#define P2PT_IOC_MAGIC		0xd7
+#define P2PT_IOC_EXPORT		_IOWR(P2PT_IOC_MAGIC, 0, struct p2pt_export)
+#define P2PT_IOC_REVOKE		_IOW(P2PT_IOC_MAGIC, 1, struct p2pt_revoke)
+#define P2PT_IOC_UNREVOKE	_IOW(P2PT_IOC_MAGIC, 2, struct p2pt_revoke)
+#define P2PT_IOC_IMPORT		_IOWR(P2PT_IOC_MAGIC, 3, struct p2pt_import)
+#define P2PT_IOC_MAP		_IOWR(P2PT_IOC_MAGIC, 4, struct p2pt_map)
+#define P2PT_IOC_UNMAP		_IOW(P2PT_IOC_MAGIC, 5, struct p2pt_handle)
+#define P2PT_IOC_STATUS		_IOWR(P2PT_IOC_MAGIC, 6, struct p2pt_status)
+#define P2PT_IOC_RELEASE	_IOW(P2PT_IOC_MAGIC, 7, struct p2pt_handle)
+#define P2PT_IOC_DMA		_IOW(P2PT_IOC_MAGIC, 8, struct p2pt_dma)
+
+#endif /* _P2P_DMABUF_TEST_H */
