@@ -258,27 +258,4 @@ TEST_F(route, whole_bar)
 	close(fd);
 }
 
-/* Regression: the struct-page P2PDMA layer still publishes the NVMe CMB. */
-TEST(nvme_cmb_is_p2pmem)
-{
-	char bdf[LAB_BDF_LEN], path[PATH_MAX];
-	unsigned long long size = 0;
-	int published = -1;
-	FILE *f;
-
-	ASSERT_EQ(0, lab_pci_find("nvme", bdf));
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem/size", bdf);
-	f = fopen(path, "re");
-	ASSERT_NE(NULL, f) TH_LOG("%s: %s", path, strerror(errno));
-	ASSERT_EQ(1, fscanf(f, "%llu", &size));
-	fclose(f);
-	EXPECT_LT(0, size);
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/p2pmem/published", bdf);
-	f = fopen(path, "re");
-	ASSERT_NE(NULL, f) TH_LOG("%s: %s", path, strerror(errno));
-	ASSERT_EQ(1, fscanf(f, "%d", &published));
-	fclose(f);
-	EXPECT_EQ(1, published);
-}
-
 TEST_HARNESS_MAIN
