@@ -2,7 +2,8 @@
 /*
  * Helpers for kselftests that run in the QEMU P2P lab (lab/run).
  *
- * Lab devices are found by name (lab/devices). The host file behind the
+ * Lab devices are found by name (lab/devices) and bound to a driver with
+ * driver_override (lab_pci_bind()). The host file behind the
  * ivshmem BAR 2 is reachable from the guest at $LAB_IVSHMEM: the lab's
  * run directory is shared read-write over 9p, so pread()/pwrite() there go
  * through QEMU to the host file, never through the guest's PCI path.
@@ -11,6 +12,8 @@
 #define P2P_LAB_H
 
 #include <dirent.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -223,6 +226,155 @@ static inline void lab_pattern(void *buf, size_t len, uint64_t off, uint32_t see
 
 		p[i] = (uint8_t)(x >> 56);
 	}
+}
+
+/* A KTAP comment line on stderr: "# ..." */
+static inline void lab_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("# ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Write @val to the sysfs file @path; 0 or -errno. */
+static inline int lab_sysfs_write(const char *path, const char *val)
+{
+	ssize_t n;
+	int fd, err = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	if (n < 0)
+		err = -errno;
+	else if ((size_t)n != strlen(val))
+		err = -EIO;
+	close(fd);
+	return err;
+}
+
+/* Unbind @bdf from its driver, if any; 0 or -errno. */
+static inline int lab_pci_unbind(const char *bdf)
+{
+	char path[PATH_MAX], drv[64];
+	int err;
+
+	lab_pci_driver(bdf, drv, sizeof(drv));
+	if (!drv[0])
+		return 0;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver/unbind", bdf);
+	err = lab_sysfs_write(path, bdf);
+	if (err)
+		lab_note("unbind %s from %s: %s", bdf, drv, strerror(-err));
+	return err;
+}
+
+/*
+ * Bind @bdf to the driver @drv (or leave it unbound if @drv is "") with
+ * driver_override; 0 or -errno (e.g. the driver's probe error).
+ */
+static inline int lab_pci_bind(const char *bdf, const char *drv)
+{
+	char path[PATH_MAX], cur[64];
+	int err;
+
+	lab_pci_driver(bdf, cur, sizeof(cur));
+	if (drv[0] && !strcmp(cur, drv))
+		return 0;
+	err = lab_pci_unbind(bdf);
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", bdf);
+	err = lab_sysfs_write(path, drv[0] ? drv : "\n");
+	if (err) {
+		lab_note("driver_override of %s: %s", bdf, strerror(-err));
+		return err;
+	}
+	if (!drv[0])
+		return 0;
+	snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s/bind", drv);
+	err = lab_sysfs_write(path, bdf);
+	if (err) {
+		lab_note("bind %s to %s: %s", bdf, drv, strerror(-err));
+		return err;
+	}
+	lab_pci_driver(bdf, cur, sizeof(cur));
+	if (strcmp(cur, drv)) {
+		lab_note("%s bound to '%s', not %s", bdf, cur, drv);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+/* Start and length of BAR @bar from sysfs (on x86 the bus address). */
+static inline int lab_pci_bar(const char *bdf, int bar, uint64_t *start,
+			      uint64_t *len)
+{
+	unsigned long long s, e, flags;
+	char path[PATH_MAX], line[256];
+	int i = 0, err = -ENOENT;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (i++ != bar)
+			continue;
+		if (sscanf(line, "%llx %llx %llx", &s, &e, &flags) == 3 && s) {
+			*start = s;
+			*len = e - s + 1;
+			err = 0;
+		}
+		break;
+	}
+	fclose(f);
+	return err;
+}
+
+/* Is there an IOMMU in the guest (lab/run --iommu on)? */
+static inline bool lab_iommu_present(void)
+{
+	struct dirent *d;
+	bool found = false;
+	DIR *dir;
+
+	dir = opendir("/sys/class/iommu");
+	if (!dir)
+		return false;
+	while ((d = readdir(dir)))
+		if (d->d_name[0] != '.')
+			found = true;
+	closedir(dir);
+	return found;
+}
+
+/*
+ * Does 6.12's P2PDMA host-bridge allow-list accept this machine? In the lab
+ * (q35, whose host bridge is not on the list) only the CPU decides: AMD
+ * family 17h (Zen) or later.
+ */
+static inline bool lab_host_bridge_p2p(void)
+{
+	char line[256], vendor[64] = "";
+	int family = -1;
+	FILE *f;
+
+	f = fopen("/proc/cpuinfo", "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f) && (family < 0 || !vendor[0])) {
+		sscanf(line, "vendor_id : %63s", vendor);
+		sscanf(line, "cpu family : %d", &family);
+	}
+	fclose(f);
+	return !strcmp(vendor, "AuthenticAMD") && family >= 0x17;
 }
 
 #endif /* P2P_LAB_H */

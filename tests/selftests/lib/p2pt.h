@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Helpers for the P2P dma-buf kselftests (tests/selftests/p2pdma): binding
- * lab devices to a driver with driver_override and restoring them, the
- * route the lab should give, and wrappers of the test module's ioctls
+ * Helpers for the P2P dma-buf kselftests (tests/selftests/p2pdma): putting
+ * the lab devices on the test drivers and restoring them (with lab.h's
+ * lab_pci_bind()), the route the lab should give, and wrappers of the test
+ * module's ioctls
  * (tests/modules/p2p_dmabuf_test.h). Functions return 0 (or a value) on
  * success and -errno on failure, and print what went wrong as a KTAP
  * comment ("# ...").
@@ -10,7 +11,6 @@
 #ifndef P2P_P2PT_H
 #define P2P_P2PT_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -19,154 +19,6 @@
 
 #define P2PT_MODULE	"p2p_dmabuf_test"
 #define IVSHMEM_BAR	2
-
-static inline void p2pt_note(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("# ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-/* Write @val to the sysfs file @path; 0 or -errno. */
-static inline int lab_sysfs_write(const char *path, const char *val)
-{
-	ssize_t n;
-	int fd, err = 0;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	if (n < 0)
-		err = -errno;
-	else if ((size_t)n != strlen(val))
-		err = -EIO;
-	close(fd);
-	return err;
-}
-
-/* Unbind @bdf from its driver, if any; 0 or -errno. */
-static inline int lab_pci_unbind(const char *bdf)
-{
-	char path[PATH_MAX], drv[64];
-	int err;
-
-	lab_pci_driver(bdf, drv, sizeof(drv));
-	if (!drv[0])
-		return 0;
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver/unbind", bdf);
-	err = lab_sysfs_write(path, bdf);
-	if (err)
-		p2pt_note("unbind %s from %s: %s", bdf, drv, strerror(-err));
-	return err;
-}
-
-/*
- * Bind @bdf to the driver @drv (or leave it unbound if @drv is "") with
- * driver_override; 0 or -errno (e.g. the driver's probe error).
- */
-static inline int lab_pci_bind(const char *bdf, const char *drv)
-{
-	char path[PATH_MAX], cur[64];
-	int err;
-
-	lab_pci_driver(bdf, cur, sizeof(cur));
-	if (drv[0] && !strcmp(cur, drv))
-		return 0;
-	err = lab_pci_unbind(bdf);
-	if (err)
-		return err;
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", bdf);
-	err = lab_sysfs_write(path, drv[0] ? drv : "\n");
-	if (err) {
-		p2pt_note("driver_override of %s: %s", bdf, strerror(-err));
-		return err;
-	}
-	if (!drv[0])
-		return 0;
-	snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s/bind", drv);
-	err = lab_sysfs_write(path, bdf);
-	if (err) {
-		p2pt_note("bind %s to %s: %s", bdf, drv, strerror(-err));
-		return err;
-	}
-	lab_pci_driver(bdf, cur, sizeof(cur));
-	if (strcmp(cur, drv)) {
-		p2pt_note("%s bound to '%s', not %s", bdf, cur, drv);
-		return -ENODEV;
-	}
-	return 0;
-}
-
-/* Start and length of BAR @bar from sysfs (on x86 the bus address). */
-static inline int lab_pci_bar(const char *bdf, int bar, uint64_t *start,
-			      uint64_t *len)
-{
-	unsigned long long s, e, flags;
-	char path[PATH_MAX], line[256];
-	int i = 0, err = -ENOENT;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		if (i++ != bar)
-			continue;
-		if (sscanf(line, "%llx %llx %llx", &s, &e, &flags) == 3 && s) {
-			*start = s;
-			*len = e - s + 1;
-			err = 0;
-		}
-		break;
-	}
-	fclose(f);
-	return err;
-}
-
-/* Is there an IOMMU in the guest (lab/run --iommu on)? */
-static inline bool lab_iommu_present(void)
-{
-	struct dirent *d;
-	bool found = false;
-	DIR *dir;
-
-	dir = opendir("/sys/class/iommu");
-	if (!dir)
-		return false;
-	while ((d = readdir(dir)))
-		if (d->d_name[0] != '.')
-			found = true;
-	closedir(dir);
-	return found;
-}
-
-/*
- * Does 6.12's P2PDMA host-bridge allow-list accept this machine? In the lab
- * (q35, whose host bridge is not on the list) only the CPU decides: AMD
- * family 17h (Zen) or later.
- */
-static inline bool lab_host_bridge_p2p(void)
-{
-	char line[256], vendor[64] = "";
-	int family = -1;
-	FILE *f;
-
-	f = fopen("/proc/cpuinfo", "re");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f) && (family < 0 || !vendor[0])) {
-		sscanf(line, "vendor_id : %63s", vendor);
-		sscanf(line, "cpu family : %d", &family);
-	}
-	fclose(f);
-	return !strcmp(vendor, "AuthenticAMD") && family >= 0x17;
-}
 
 /* Open the test module's device, loading the module if needed; fd or -errno. */
 static inline int p2pt_dev_open(void)
@@ -182,11 +34,11 @@ static inline int p2pt_dev_open(void)
 	snprintf(path, sizeof(path), "%s/build/tests/modules/%s.ko", top, P2PT_MODULE);
 	mod = open(path, O_RDONLY | O_CLOEXEC);
 	if (mod < 0) {
-		p2pt_note("%s: %s", path, strerror(errno));
+		lab_note("%s: %s", path, strerror(errno));
 		return -ENOENT;
 	}
 	if (syscall(SYS_finit_module, mod, "", 0) && errno != EEXIST) {
-		p2pt_note("loading %s: %s", path, strerror(errno));
+		lab_note("loading %s: %s", path, strerror(errno));
 		close(mod);
 		return -ENOENT;
 	}
@@ -321,14 +173,14 @@ static inline int p2pt_dma_debug_resources(const char *bdf, bool show)
 			continue;
 		n++;
 		if (show)
-			p2pt_note("dma-debug: %.*s", (int)strcspn(line, "\n"), line);
+			lab_note("dma-debug: %.*s", (int)strcspn(line, "\n"), line);
 		if (strstr(line, " D=ffffffffffffffff "))
 			failed = true;
 	}
 	fclose(f);
 	/* Linux 6.12's debug_dma_map_resource() does not check for errors. */
 	if (show && failed)
-		p2pt_note("dma-debug: D=ffffffffffffffff is DMA_MAPPING_ERROR: DMA-API debugging recorded a failed dma_map_resource() (a kernel/dma/debug.c bug, not a leak of the caller)");
+		lab_note("dma-debug: D=ffffffffffffffff is DMA_MAPPING_ERROR: DMA-API debugging recorded a failed dma_map_resource() (a kernel/dma/debug.c bug, not a leak of the caller)");
 	return n;
 }
 
@@ -380,7 +232,7 @@ static inline int p2pt_lab_restore_all(void)
 static void __attribute__((destructor)) p2pt_orig_restore(void)
 {
 	if (getpid() == p2pt_orig.pid && p2pt_lab_restore_all())
-		p2pt_note("could not put the lab devices back on their drivers");
+		lab_note("could not put the lab devices back on their drivers");
 }
 
 /*
@@ -434,26 +286,26 @@ static inline int p2pt_lab_setup(struct p2pt_lab *lab)
 
 	for (i = 0; i < 3; i++) {
 		if (!p2pt_orig.bdf[i][0]) {
-			p2pt_note("lab device %s not found", p2pt_lab_names[i]);
+			lab_note("lab device %s not found", p2pt_lab_names[i]);
 			return -ENODEV;
 		}
 		strcpy(p2pt_lab_bdf(lab, i), p2pt_orig.bdf[i]);
 	}
 	err = lab_pci_bar(lab->ivshmem, IVSHMEM_BAR, &lab->bar_start, &lab->bar_size);
 	if (err) {
-		p2pt_note("ivshmem BAR %d: %s", IVSHMEM_BAR, strerror(-err));
+		lab_note("ivshmem BAR %d: %s", IVSHMEM_BAR, strerror(-err));
 		goto fail;
 	}
 	lab->dev = p2pt_dev_open();
 	if (lab->dev < 0) {
 		err = lab->dev;
-		p2pt_note("%s: %s", P2PT_DEVICE, strerror(-err));
+		lab_note("%s: %s", P2PT_DEVICE, strerror(-err));
 		goto fail;
 	}
 	lab->host = lab_ivshmem_host_open();
 	if (lab->host < 0) {
 		err = lab->host;
-		p2pt_note("$LAB_IVSHMEM: %s", strerror(-err));
+		lab_note("$LAB_IVSHMEM: %s", strerror(-err));
 		goto fail;
 	}
 	err = lab_pci_bind(lab->ivshmem, P2PT_EXPORTER_DRIVER);

@@ -141,7 +141,7 @@ static int set_attr(FIXTURE_DATA(fault) *self, const char *attr, const char *val
 			return -ENOSPC;
 		err = read_attr(path, self->saved[i].old, sizeof(self->saved[i].old));
 		if (err) {
-			p2pt_note("%s: %s", path, strerror(-err));
+			lab_note("%s: %s", path, strerror(-err));
 			return err;
 		}
 		strcpy(self->saved[i].path, path);
@@ -149,7 +149,7 @@ static int set_attr(FIXTURE_DATA(fault) *self, const char *attr, const char *val
 	}
 	err = lab_sysfs_write(path, val);
 	if (err)
-		p2pt_note("%s = %s: %s", path, val, strerror(-err));
+		lab_note("%s = %s: %s", path, val, strerror(-err));
 	return err;
 }
 
@@ -183,7 +183,7 @@ static int set_attrs(FIXTURE_DATA(fault) *self)
 
 	err = kernel_text("debug_dma_", true, &start, &end);
 	if (err) {
-		p2pt_note("debug_dma_* in /proc/kallsyms: %s", strerror(-err));
+		lab_note("debug_dma_* in /proc/kallsyms: %s", strerror(-err));
 		return err;
 	}
 	snprintf(rs, sizeof(rs), "%llu", start);
