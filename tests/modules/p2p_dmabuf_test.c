@@ -93,11 +93,6 @@ struct p2pt_buf {
 	bool dead;			/* revoked for good */
 };
 
-/* The exporter's view of one attachment (attach->priv). */
-struct p2pt_exp_attach {
-	u32 route;			/* of the last map, under resv */
-};
-
 /* A device bound to p2p_test_importer. */
 struct p2pt_importer {
 	struct pci_dev *pdev;
@@ -166,31 +161,15 @@ static int p2pt_exp_attach(struct dma_buf *dmabuf,
 			   struct dma_buf_attachment *attach)
 {
 	struct p2pt_buf *buf = dmabuf->priv;
-	struct p2pt_exp_attach *ea;
 	bool revoked;
 
 	if (!attach->peer2peer)
 		return -EOPNOTSUPP;
 
-	ea = kzalloc(sizeof(*ea), GFP_KERNEL);
-	if (!ea)
-		return -ENOMEM;
-
 	dma_resv_lock(dmabuf->resv, NULL);
 	revoked = buf->revoked;
 	dma_resv_unlock(dmabuf->resv);
-	if (revoked) {
-		kfree(ea);
-		return -ENODEV;
-	}
-	attach->priv = ea;
-	return 0;
-}
-
-static void p2pt_exp_detach(struct dma_buf *dmabuf,
-			    struct dma_buf_attachment *attach)
-{
-	kfree(attach->priv);
+	return revoked ? -ENODEV : 0;
 }
 
 static int p2pt_exp_pin(struct dma_buf_attachment *attach)
@@ -215,7 +194,6 @@ static struct sg_table *p2pt_exp_map(struct dma_buf_attachment *attach,
 				     enum dma_data_direction dir)
 {
 	struct p2pt_buf *buf = attach->dmabuf->priv;
-	struct p2pt_exp_attach *ea = attach->priv;
 	struct sg_table *sgt;
 
 	dma_resv_assert_held(attach->dmabuf->resv);
@@ -226,7 +204,6 @@ static struct sg_table *p2pt_exp_map(struct dma_buf_attachment *attach,
 	if (!dma_buf_attach_revocable(attach))
 		return ERR_PTR(-EOPNOTSUPP);
 
-	ea->route = pci_p2pdma_map_type(buf->provider, attach->dev);
 	sgt = dma_buf_phys_vec_to_sgt(attach, buf->provider, buf->phys,
 				      buf->nr_ranges, buf->size, dir);
 	if (!IS_ERR(sgt))
@@ -258,7 +235,6 @@ static void p2pt_exp_release(struct dma_buf *dmabuf)
 
 static const struct dma_buf_ops p2pt_dmabuf_ops = {
 	.attach = p2pt_exp_attach,
-	.detach = p2pt_exp_detach,
 	.pin = p2pt_exp_pin,
 	.unpin = p2pt_exp_unpin,
 	.map_dma_buf = p2pt_exp_map,
@@ -710,10 +686,12 @@ static void p2pt_map_report(struct p2pt_imported *im, struct p2pt_map *args)
 	unsigned int i;
 
 	args->route = P2PT_ROUTE_UNKNOWN;
+	/* Mapped, so not revoked: the provider is alive. */
 	if (im->dmabuf->ops == &p2pt_dmabuf_ops) {
-		struct p2pt_exp_attach *ea = im->attach->priv;
+		struct p2pt_buf *buf = im->dmabuf->priv;
 
-		args->route = ea->route;
+		args->route = pci_p2pdma_map_type(buf->provider,
+						  im->attach->dev);
 	}
 	args->nents = im->sgt->nents;
 	args->nr_entries = min_t(unsigned int, im->sgt->nents,
