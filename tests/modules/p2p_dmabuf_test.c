@@ -24,6 +24,7 @@
 #include <linux/dma-resv.h>
 #include <linux/fs.h>
 #include <linux/iopoll.h>
+#include <linux/iosys-map.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/miscdevice.h>
@@ -121,6 +122,7 @@ struct p2pt_imported {
 	struct sg_table *sgt;
 	enum dma_data_direction dir;
 	bool pinned;
+	struct iosys_map vmap;		/* P2PT_IOC_VMAP, if set */
 	u32 move_notify_count;
 };
 
@@ -497,11 +499,21 @@ static void p2pt_import_unmap_locked(struct p2pt_imported *im)
 	im->sgt = NULL;
 }
 
+static void p2pt_import_vunmap_locked(struct p2pt_imported *im)
+{
+	dma_resv_assert_held(im->dmabuf->resv);
+	if (!iosys_map_is_set(&im->vmap))
+		return;
+	dma_buf_vunmap(im->dmabuf, &im->vmap);
+	iosys_map_clear(&im->vmap);
+}
+
 static void p2pt_move_notify(struct dma_buf_attachment *attach)
 {
 	struct p2pt_imported *im = attach->importer_priv;
 
 	p2pt_import_unmap_locked(im);
+	p2pt_import_vunmap_locked(im);
 	if (im->pinned) {
 		dma_buf_unpin(attach);
 		im->pinned = false;
@@ -534,6 +546,7 @@ static void p2pt_import_teardown(struct p2pt_imported *im)
 
 	dma_resv_lock(dmabuf->resv, NULL);
 	p2pt_import_unmap_locked(im);
+	p2pt_import_vunmap_locked(im);
 	if (im->pinned) {
 		dma_buf_unpin(im->attach);
 		im->pinned = false;
@@ -822,6 +835,9 @@ static int p2pt_ioctl_status(struct p2pt_file *pf, void __user *uarg)
 		args.flags |= P2PT_STATUS_MAPPED;
 	if (im->pinned)
 		args.flags |= P2PT_STATUS_PINNED;
+	if (iosys_map_is_set(&im->vmap))
+		args.flags |= P2PT_STATUS_VMAPPED |
+			      (im->vmap.is_iomem ? P2PT_STATUS_VMAP_IOMEM : 0);
 	args.move_notify_count = im->move_notify_count;
 	args.exporter_maps = 0;
 	args.exporter_pins = 0;
@@ -980,6 +996,92 @@ out_free:
 	return ret;
 }
 
+/* P2PT_IOC_VMAP (@vmap true) and P2PT_IOC_VUNMAP. */
+static int p2pt_ioctl_vmap(struct p2pt_file *pf, void __user *uarg, bool vmap)
+{
+	struct p2pt_handle args;
+	struct p2pt_imported *im;
+	int ret;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.pad)
+		return -EINVAL;
+	im = p2pt_import_get(pf, args.handle);
+	if (IS_ERR(im))
+		return PTR_ERR(im);
+	ret = dma_resv_lock_interruptible(im->dmabuf->resv, NULL);
+	if (!ret) {
+		if (vmap && iosys_map_is_set(&im->vmap))
+			ret = -EBUSY;
+		else if (vmap)
+			ret = dma_buf_vmap(im->dmabuf, &im->vmap);
+		else if (iosys_map_is_set(&im->vmap))
+			p2pt_import_vunmap_locked(im);
+		else
+			ret = -ENODEV;
+		dma_resv_unlock(im->dmabuf->resv);
+	}
+	p2pt_import_put(im);
+	return ret;
+}
+
+/* P2PT_IOC_CPU: copy through the vmap, as a software importer would. */
+static int p2pt_ioctl_cpu(struct p2pt_file *pf, void __user *uarg)
+{
+	struct p2pt_imported *im;
+	struct p2pt_cpu args;
+	void __user *ubuf;
+	void *data;
+	int ret;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.dir > P2PT_DMA_FROM_PEER || !args.len ||
+	    args.len > P2PT_DMA_MAX)
+		return -EINVAL;
+	ubuf = u64_to_user_ptr(args.user_ptr);
+
+	/* User memory is touched outside the reservation lock. */
+	data = kzalloc(args.len, GFP_KERNEL);
+	if (!data)
+		return -ENOMEM;
+	if (args.dir == P2PT_DMA_TO_PEER &&
+	    copy_from_user(data, ubuf, args.len)) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+
+	im = p2pt_import_get(pf, args.handle);
+	if (IS_ERR(im)) {
+		ret = PTR_ERR(im);
+		goto out_free;
+	}
+	ret = dma_resv_lock_interruptible(im->dmabuf->resv, NULL);
+	if (!ret) {
+		if (!iosys_map_is_set(&im->vmap))
+			ret = -ENODEV;
+		else if (args.offset > im->dmabuf->size ||
+			 args.len > im->dmabuf->size - args.offset)
+			ret = -EINVAL;
+		else if (args.dir == P2PT_DMA_TO_PEER)
+			iosys_map_memcpy_to(&im->vmap, args.offset, data,
+					    args.len);
+		else
+			iosys_map_memcpy_from(data, &im->vmap, args.offset,
+					      args.len);
+		dma_resv_unlock(im->dmabuf->resv);
+	}
+	p2pt_import_put(im);
+
+	if (!ret && args.dir == P2PT_DMA_FROM_PEER &&
+	    copy_to_user(ubuf, data, args.len))
+		ret = -EFAULT;
+out_free:
+	kfree(data);
+	return ret;
+}
+
 static int p2pt_importer_probe(struct pci_dev *pdev,
 			       const struct pci_device_id *id)
 {
@@ -1120,6 +1222,15 @@ static long p2pt_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	case P2PT_IOC_DMA:
 		ret = p2pt_ioctl_dma(pf, uarg);
+		break;
+	case P2PT_IOC_VMAP:
+		ret = p2pt_ioctl_vmap(pf, uarg, true);
+		break;
+	case P2PT_IOC_VUNMAP:
+		ret = p2pt_ioctl_vmap(pf, uarg, false);
+		break;
+	case P2PT_IOC_CPU:
+		ret = p2pt_ioctl_cpu(pf, uarg);
 		break;
 	default:
 		ret = -ENOTTY;

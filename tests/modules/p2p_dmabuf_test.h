@@ -128,6 +128,8 @@ struct p2pt_handle {
 #define P2PT_STATUS_MAPPED	0x1
 #define P2PT_STATUS_PINNED	0x2
 #define P2PT_STATUS_REVOKED	0x4	/* our exporter's dma-bufs only */
+#define P2PT_STATUS_VMAPPED	0x8	/* P2PT_IOC_VMAP holds a CPU mapping */
+#define P2PT_STATUS_VMAP_IOMEM	0x10	/* ... of I/O memory */
 
 /*
  * P2PT_IOC_STATUS. @exporter_maps and @exporter_pins: live mappings and
@@ -162,6 +164,27 @@ struct p2pt_dma {
 	__u64 user_ptr;			/* buffer of @len bytes */
 };
 
+/*
+ * P2PT_IOC_VMAP: take a kernel CPU mapping of the whole dma-buf of @handle
+ * (dma_buf_vmap(), the way a software importer such as rxe does), held
+ * until P2PT_IOC_VUNMAP, a move_notify or the release of the handle.
+ * Errors: ENOENT unknown handle; EBUSY already vmapped; the exporter's
+ * error otherwise (ENODEV while revoked).
+ *
+ * P2PT_IOC_CPU: copy @len bytes between @user_ptr and offset @offset of
+ * that mapping (memcpy_toio()/memcpy_fromio() for I/O memory), @dir is
+ * P2PT_DMA_TO_PEER (user -> dma-buf) or P2PT_DMA_FROM_PEER.
+ * Errors: ENOENT; ENODEV not vmapped (or dropped by a revoke); EINVAL bad
+ * dir, @len 0 or > P2PT_DMA_MAX, range beyond the dma-buf; EFAULT.
+ */
+struct p2pt_cpu {
+	__u32 handle;
+	__u32 dir;			/* P2PT_DMA_* */
+	__u64 offset;
+	__u64 len;
+	__u64 user_ptr;			/* buffer of @len bytes */
+};
+
 #define P2PT_IOC_MAGIC		0xd7
 #define P2PT_IOC_EXPORT		_IOWR(P2PT_IOC_MAGIC, 0, struct p2pt_export)
 #define P2PT_IOC_REVOKE		_IOW(P2PT_IOC_MAGIC, 1, struct p2pt_revoke)
@@ -172,5 +195,8 @@ struct p2pt_dma {
 #define P2PT_IOC_STATUS		_IOWR(P2PT_IOC_MAGIC, 6, struct p2pt_status)
 #define P2PT_IOC_RELEASE	_IOW(P2PT_IOC_MAGIC, 7, struct p2pt_handle)
 #define P2PT_IOC_DMA		_IOW(P2PT_IOC_MAGIC, 8, struct p2pt_dma)
+#define P2PT_IOC_VMAP		_IOW(P2PT_IOC_MAGIC, 9, struct p2pt_handle)
+#define P2PT_IOC_VUNMAP		_IOW(P2PT_IOC_MAGIC, 10, struct p2pt_handle)
+#define P2PT_IOC_CPU		_IOW(P2PT_IOC_MAGIC, 11, struct p2pt_cpu)
 
 #endif /* _P2P_DMABUF_TEST_H */
