@@ -6,13 +6,15 @@
  * and, with CONFIG_DMABUF_MOVE_NOTIFY, mapping it does not pin the
  * exporter. A static importer of a dynamic exporter pins at attach time
  * and is never notified. Only importers with move_notify are revocable;
- * those without must pin.
+ * those without must pin. An exporter may refuse a CPU mapping (vmap),
+ * e.g. while revoked: the caller gets the error, the log no warning.
  */
 #include <kunit/device.h>
 #include <kunit/test.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-resv.h>
 #include <linux/file.h>
+#include <linux/iosys-map.h>
 #include <linux/module.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
@@ -27,7 +29,10 @@ struct test_exporter {
 	int pins;
 	int maps;
 	int unmaps;
+	int vmaps;
+	bool refuse_vmap;
 	bool *released;
+	u8 backing[64];		/* what vmap hands out */
 };
 
 struct test_importer {
@@ -82,6 +87,24 @@ static void test_unmap(struct dma_buf_attachment *attach,
 	kfree(sgt);
 }
 
+static int test_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	struct test_exporter *exp = dmabuf->priv;
+
+	if (exp->refuse_vmap)
+		return -ENODEV;
+	iosys_map_set_vaddr(map, exp->backing);
+	exp->vmaps++;
+	return 0;
+}
+
+static void test_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	struct test_exporter *exp = dmabuf->priv;
+
+	exp->vmaps--;
+}
+
 static void test_release(struct dma_buf *dmabuf)
 {
 	struct test_exporter *exp = dmabuf->priv;
@@ -95,6 +118,8 @@ static const struct dma_buf_ops test_dynamic_ops = {
 	.unpin = test_unpin,
 	.map_dma_buf = test_map,
 	.unmap_dma_buf = test_unmap,
+	.vmap = test_vmap,
+	.vunmap = test_vunmap,
 	.release = test_release,
 };
 
@@ -334,12 +359,42 @@ static void revocable_only_with_move_notify(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ctx->exp->pins, 0);
 }
 
+/*
+ * A refused vmap is an error for the caller, not a kernel bug: the guest
+ * log scan of the lab fails the run on the warning 6.12 used to print.
+ */
+static void vmap_refused_by_exporter(struct kunit *test)
+{
+	struct test_ctx *ctx = test->priv;
+	struct iosys_map map;
+	int ret;
+
+	dma_resv_lock(ctx->dmabuf->resv, NULL);
+	ctx->exp->refuse_vmap = true;
+	ret = dma_buf_vmap(ctx->dmabuf, &map);
+	KUNIT_EXPECT_EQ(test, ret, -ENODEV);
+	KUNIT_EXPECT_TRUE(test, iosys_map_is_null(&map));
+	KUNIT_EXPECT_EQ(test, ctx->exp->vmaps, 0);
+
+	/* Nothing is left behind: the next vmap reaches the exporter. */
+	ctx->exp->refuse_vmap = false;
+	ret = dma_buf_vmap(ctx->dmabuf, &map);
+	KUNIT_EXPECT_EQ(test, ret, 0);
+	KUNIT_EXPECT_PTR_EQ(test, map.vaddr, (void *)ctx->exp->backing);
+	KUNIT_EXPECT_EQ(test, ctx->exp->vmaps, 1);
+	if (!ret)
+		dma_buf_vunmap(ctx->dmabuf, &map);
+	KUNIT_EXPECT_EQ(test, ctx->exp->vmaps, 0);
+	dma_resv_unlock(ctx->dmabuf->resv);
+}
+
 static struct kunit_case dma_buf_dynamic_cases[] = {
 	KUNIT_CASE(dynamic_attach_is_dynamic),
 	KUNIT_CASE(dynamic_map_does_not_pin),
 	KUNIT_CASE(move_notify_reaches_each_dynamic_importer),
 	KUNIT_CASE(static_importer_pins_and_is_not_notified),
 	KUNIT_CASE(revocable_only_with_move_notify),
+	KUNIT_CASE(vmap_refused_by_exporter),
 	{}
 };
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Test exporter and test importer of MMIO dma-bufs, for the lab kselftests
- * (tests/selftests/p2pdma). The uAPI is in p2p_dmabuf_test.h.
+ * (tests/selftests/p2pdma, tests/selftests/vfio). The uAPI is in
+ * p2p_dmabuf_test.h.
  *
  * p2p_test_exporter wraps page-aligned ranges of a PCI BAR in a dma-buf
  * and maps them with dma_buf_phys_vec_to_sgt(). It follows the revoke
@@ -14,7 +15,9 @@
  * dynamic, pinned revocable or pinned non-revocable importer, maps it,
  * reports the DMA entries and moves bytes between the user and a mapped
  * DMA address through edu's DMA engine (user buffer <-> coherent bounce
- * buffer <-> edu's internal buffer <-> peer).
+ * buffer <-> edu's internal buffer <-> peer). It also takes a CPU mapping
+ * of the whole dma-buf with dma_buf_vmap() and copies through it, as a
+ * software importer (rxe) does; move_notify drops that mapping too.
  *
  * Neither driver has an ID table: tests bind them with driver_override.
  */
