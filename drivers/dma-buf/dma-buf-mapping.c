@@ -134,7 +134,7 @@ static void dma_buf_release_dma(struct device *dev, struct dma_buf_dma *dma,
 	/* The entries were allocated with orig_nents, which the table hides. */
 	dma->sgt.orig_nents = dma->sgt.nents;
 	sg_free_table(&dma->sgt);
-	kfree(dma);
+	kvfree(dma);
 }
 
 /*
@@ -161,7 +161,8 @@ dma_buf_build_sgt(struct device *dev, enum pci_p2pdma_map_type map,
 	    map != PCI_P2PDMA_MAP_THRU_HOST_BRIDGE)
 		return ERR_PTR(-EINVAL);
 
-	dma = kzalloc(struct_size(dma, len, nr_ranges), GFP_KERNEL);
+	/* One length per range: many ranges need more than a few pages. */
+	dma = kvzalloc(struct_size(dma, len, nr_ranges), GFP_KERNEL);
 	if (!dma)
 		return ERR_PTR(-ENOMEM);
 	dma->nr_ranges = nr_ranges;
@@ -169,7 +170,7 @@ dma_buf_build_sgt(struct device *dev, enum pci_p2pdma_map_type map,
 
 	ret = sg_alloc_table(&dma->sgt, nents, GFP_KERNEL);
 	if (ret) {
-		kfree(dma);
+		kvfree(dma);
 		return ERR_PTR(ret);
 	}
 

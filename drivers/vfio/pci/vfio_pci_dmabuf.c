@@ -182,7 +182,7 @@ static void vfio_pci_dma_buf_release(struct dma_buf *dmabuf)
 		up_write(&priv->vdev->memory_lock);
 		vfio_device_put_registration(&priv->vdev->vdev);
 	}
-	kfree(priv);
+	kvfree(priv);
 }
 
 static const struct dma_buf_ops vfio_pci_dmabuf_ops = {
@@ -342,7 +342,8 @@ int vfio_pci_core_feature_dma_buf(struct vfio_pci_core_device *vdev, u32 flags,
 	if (ret)
 		goto out_free_ranges;
 
-	priv = kzalloc(struct_size(priv, phys_vec, get.nr_ranges), GFP_KERNEL);
+	/* Up to a few MiB for the largest lists memdup_array_user() takes. */
+	priv = kvzalloc(struct_size(priv, phys_vec, get.nr_ranges), GFP_KERNEL);
 	if (!priv) {
 		ret = -ENOMEM;
 		goto out_free_ranges;
@@ -394,7 +395,7 @@ int vfio_pci_core_feature_dma_buf(struct vfio_pci_core_device *vdev, u32 flags,
 out_put_registration:
 	vfio_device_put_registration(&vdev->vdev);
 out_free_priv:
-	kfree(priv);
+	kvfree(priv);
 out_free_ranges:
 	kfree(ranges);
 	return ret;
