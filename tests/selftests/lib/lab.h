@@ -25,6 +25,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <linux/iommufd.h>
+#include <linux/pci_regs.h>
 #include <linux/vfio.h>
 
 #define LAB_BDF_LEN 16
@@ -123,11 +125,16 @@ static inline int lab_iommu_group(const char *bdf)
 	return atoi(strrchr(link, '/') + 1);
 }
 
-/* A device opened through the VFIO group/container interface. */
+/*
+ * A device opened through VFIO: the group/container interface
+ * (lab_vfio_open_group(): @container, @group) or the device cdev with
+ * iommufd (lab_vfio_open_cdev(): @iommufd); unused fds are -1.
+ */
 struct lab_vfio {
 	int container;
 	int group;
 	int device;
+	int iommufd;
 };
 
 static inline void lab_vfio_close(struct lab_vfio *v)
@@ -138,7 +145,9 @@ static inline void lab_vfio_close(struct lab_vfio *v)
 		close(v->group);
 	if (v->container >= 0)
 		close(v->container);
-	v->device = v->group = v->container = -1;
+	if (v->iommufd >= 0)
+		close(v->iommufd);
+	v->device = v->group = v->container = v->iommufd = -1;
 }
 
 /*
@@ -152,7 +161,7 @@ static inline int lab_vfio_open_group(struct lab_vfio *v, const char *bdf)
 	char path[64];
 	int grp, err;
 
-	v->container = v->group = v->device = -1;
+	v->container = v->group = v->device = v->iommufd = -1;
 	grp = lab_iommu_group(bdf);
 	if (grp < 0)
 		return grp;
@@ -194,6 +203,61 @@ fail:
 	return err;
 }
 
+/*
+ * Open @bdf through its VFIO device cdev (/dev/vfio/devices/vfioN, found in
+ * the device's sysfs vfio-dev directory), bound to a new iommufd and
+ * attached to a new IOAS of it; 0 or -errno. Linux 6.12 makes no cdev for
+ * no-IOMMU devices (lab/run --iommu off): -ENOENT there.
+ */
+static inline int lab_vfio_open_cdev(struct lab_vfio *v, const char *bdf)
+{
+	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+	struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
+	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
+	char path[PATH_MAX], name[64] = "";
+	struct dirent *d;
+	DIR *dir;
+	int err;
+
+	v->container = v->group = v->device = v->iommufd = -1;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir)))
+		if (!strncmp(d->d_name, "vfio", 4))
+			snprintf(name, sizeof(name), "%.60s", d->d_name);
+	closedir(dir);
+	if (!name[0])
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", name);
+	v->device = open(path, O_RDWR | O_CLOEXEC);
+	if (v->device < 0)
+		goto fail;
+	v->iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	if (v->iommufd < 0)
+		goto fail;
+	bind.iommufd = v->iommufd;
+	if (ioctl(v->device, VFIO_DEVICE_BIND_IOMMUFD, &bind))
+		goto fail;
+	if (ioctl(v->iommufd, IOMMU_IOAS_ALLOC, &ioas))
+		goto fail;
+	attach.pt_id = ioas.out_ioas_id;
+	if (ioctl(v->device, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
+		goto fail;
+	return 0;
+fail:
+	err = -errno;
+	lab_vfio_close(v);
+	return err;
+}
+
+/* Open @bdf through the device cdev (@cdev) or its group; 0 or -errno. */
+static inline int lab_vfio_open(struct lab_vfio *v, const char *bdf, bool cdev)
+{
+	return cdev ? lab_vfio_open_cdev(v, bdf) : lab_vfio_open_group(v, bdf);
+}
+
 static inline int lab_vfio_region(struct lab_vfio *v, unsigned int index,
 				  struct vfio_region_info *info)
 {
@@ -201,6 +265,86 @@ static inline int lab_vfio_region(struct lab_vfio *v, unsigned int index,
 	info->argsz = sizeof(*info);
 	info->index = index;
 	return ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, info) ? -errno : 0;
+}
+
+/*
+ * Read or write @len bytes at offset @off of the device's config space
+ * through VFIO's config region (vfio-pci's virtualisation applies);
+ * 0 or -errno.
+ */
+static inline int lab_vfio_config(struct lab_vfio *v, bool write, unsigned int off,
+				  void *buf, size_t len)
+{
+	struct vfio_region_info info;
+	ssize_t n;
+	int err;
+
+	err = lab_vfio_region(v, VFIO_PCI_CONFIG_REGION_INDEX, &info);
+	if (err)
+		return err;
+	if (write)
+		n = pwrite(v->device, buf, len, info.offset + off);
+	else
+		n = pread(v->device, buf, len, info.offset + off);
+	return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+}
+
+static inline int lab_vfio_config_read16(struct lab_vfio *v, unsigned int off,
+					 uint16_t *val)
+{
+	return lab_vfio_config(v, false, off, val, sizeof(*val));
+}
+
+static inline int lab_vfio_config_write16(struct lab_vfio *v, unsigned int off,
+					  uint16_t val)
+{
+	return lab_vfio_config(v, true, off, &val, sizeof(val));
+}
+
+/*
+ * Offset of the standard capability @id (PCI_CAP_ID_*) in the config space
+ * of @bdf (read from sysfs), or -ENOENT if the device has none.
+ */
+static inline int lab_pci_find_cap(const char *bdf, unsigned int id)
+{
+	uint8_t cfg[256];
+	char path[PATH_MAX];
+	unsigned int pos, ttl = 48;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, cfg, sizeof(cfg), 0);
+	close(fd);
+	if (n != sizeof(cfg))
+		return -EIO;
+	if (!(cfg[PCI_STATUS] & PCI_STATUS_CAP_LIST))
+		return -ENOENT;
+	for (pos = cfg[PCI_CAPABILITY_LIST] & ~3u; pos >= 0x40 && ttl--;
+	     pos = cfg[pos + PCI_CAP_LIST_NEXT] & ~3u)
+		if (cfg[pos + PCI_CAP_LIST_ID] == id)
+			return pos;
+	return -ENOENT;
+}
+
+/* Read @len bytes at @off of the config space of @bdf from sysfs. */
+static inline int lab_pci_config_read(const char *bdf, unsigned int off, void *buf,
+				      size_t len)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, buf, len, off);
+	close(fd);
+	return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
 }
 
 /* Open the host file behind ivshmem BAR 2 (read-write), or -errno. */

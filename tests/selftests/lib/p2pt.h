@@ -142,6 +142,33 @@ static inline int p2pt_dma(int dev, unsigned int handle, unsigned int dir,
 	return p2pt_ioctl(dev, P2PT_IOC_DMA, &args);
 }
 
+/* CPU access to the dma-buf of @handle (dma_buf_vmap()); 0 or -errno. */
+static inline int p2pt_vmap(int dev, unsigned int handle)
+{
+	struct p2pt_handle args = { .handle = handle };
+
+	return p2pt_ioctl(dev, P2PT_IOC_VMAP, &args);
+}
+
+static inline int p2pt_vunmap(int dev, unsigned int handle)
+{
+	struct p2pt_handle args = { .handle = handle };
+
+	return p2pt_ioctl(dev, P2PT_IOC_VUNMAP, &args);
+}
+
+/* Copy @len bytes between @buf and offset @off of the vmap of @handle. */
+static inline int p2pt_cpu(int dev, unsigned int handle, unsigned int dir,
+			   uint64_t off, void *buf, size_t len)
+{
+	struct p2pt_cpu args = {
+		.handle = handle, .dir = dir, .offset = off,
+		.len = len, .user_ptr = (uintptr_t)buf,
+	};
+
+	return p2pt_ioctl(dev, P2PT_IOC_CPU, &args);
+}
+
 static inline const char *p2pt_route_name(unsigned int route)
 {
 	switch (route) {
@@ -187,17 +214,22 @@ static inline int p2pt_dma_debug_resources(const char *bdf, bool show)
 /* --- the lab set-up shared by the p2pdma tests ------------------------- */
 
 /*
- * The lab devices the tests use, and their drivers when the test program
- * started (vfio-pci at boot), recorded before the first test and put back
- * when the program ends (or by p2pt_lab_restore_all()). From one test to
- * the next the devices stay on the test drivers: rebinding a device costs
- * about half a second under TCG with the debug kernel.
+ * The lab devices the tests use (the first three by every p2pdma test, the
+ * others by the VFIO tests), and their drivers when the test program
+ * started (vfio-pci or their own driver at boot), recorded before the
+ * first test and put back when the program ends (or by
+ * p2pt_lab_restore_all()). From one test to the next the devices stay on
+ * the test drivers: rebinding a device costs about half a second under TCG
+ * with the debug kernel.
  */
-static const char * const p2pt_lab_names[3] = { "ivshmem", "edu", "edu2" };
+#define P2PT_LAB_NDEV	5
+static const char * const p2pt_lab_names[P2PT_LAB_NDEV] = {
+	"ivshmem", "edu", "edu2", "nvme", "testdev",
+};
 static struct {
 	pid_t pid;			/* the harness's main process */
-	char bdf[3][LAB_BDF_LEN];
-	char drv[3][64];
+	char bdf[P2PT_LAB_NDEV][LAB_BDF_LEN];
+	char drv[P2PT_LAB_NDEV][64];
 } p2pt_orig;
 
 static void __attribute__((constructor)) p2pt_orig_save(void)
@@ -205,7 +237,7 @@ static void __attribute__((constructor)) p2pt_orig_save(void)
 	int i;
 
 	p2pt_orig.pid = getpid();
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < P2PT_LAB_NDEV; i++) {
 		if (lab_pci_find(p2pt_lab_names[i], p2pt_orig.bdf[i]))
 			p2pt_orig.bdf[i][0] = '\0';
 		else
@@ -214,12 +246,23 @@ static void __attribute__((constructor)) p2pt_orig_save(void)
 	}
 }
 
+/* Address of lab device @name ("" if absent or unknown). */
+static inline const char *p2pt_orig_bdf(const char *name)
+{
+	int i;
+
+	for (i = 0; i < P2PT_LAB_NDEV; i++)
+		if (!strcmp(name, p2pt_lab_names[i]))
+			return p2pt_orig.bdf[i];
+	return "";
+}
+
 /* Put the lab devices back on their drivers; 0 or the first -errno. */
 static inline int p2pt_lab_restore_all(void)
 {
 	int i, err, ret = 0;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < P2PT_LAB_NDEV; i++) {
 		if (!p2pt_orig.bdf[i][0])
 			continue;
 		err = lab_pci_bind(p2pt_orig.bdf[i], p2pt_orig.drv[i]);
@@ -271,8 +314,12 @@ static inline int p2pt_lab_restore(struct p2pt_lab *lab)
 	return 0;
 }
 
-/* 0 or -errno; on failure the files opened are closed again. */
-static inline int p2pt_lab_setup(struct p2pt_lab *lab)
+/*
+ * Set up with ivshmem, edu and edu2 bound to the drivers @drv[0..2] (a
+ * driver "" leaves the device unbound); 0 or -errno, and on failure the
+ * files opened are closed again.
+ */
+static inline int p2pt_lab_setup_drivers(struct p2pt_lab *lab, const char * const drv[3])
 {
 	struct timespec ts;
 	int i, err;
@@ -308,11 +355,9 @@ static inline int p2pt_lab_setup(struct p2pt_lab *lab)
 		lab_note("$LAB_IVSHMEM: %s", strerror(-err));
 		goto fail;
 	}
-	err = lab_pci_bind(lab->ivshmem, P2PT_EXPORTER_DRIVER);
-	if (!err)
-		err = lab_pci_bind(lab->edu, P2PT_IMPORTER_DRIVER);
-	if (!err)
-		err = lab_pci_bind(lab->edu2, P2PT_IMPORTER_DRIVER);
+	err = 0;
+	for (i = 0; i < 3 && !err; i++)
+		err = lab_pci_bind(p2pt_lab_bdf(lab, i), drv[i]);
 	if (err)
 		goto fail;
 	/* Left by earlier tests (a leak there is reported there). */
@@ -322,6 +367,16 @@ static inline int p2pt_lab_setup(struct p2pt_lab *lab)
 fail:
 	p2pt_lab_restore(lab);
 	return err;
+}
+
+/* The p2pdma tests' set-up: the test exporter on ivshmem, importers on edu, edu2. */
+static inline int p2pt_lab_setup(struct p2pt_lab *lab)
+{
+	static const char * const drv[3] = {
+		P2PT_EXPORTER_DRIVER, P2PT_IMPORTER_DRIVER, P2PT_IMPORTER_DRIVER,
+	};
+
+	return p2pt_lab_setup_drivers(lab, drv);
 }
 
 /* Resource mappings of lab device @bdf that appeared since set-up. */

@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers for the VFIO dma-buf kselftests (tests/selftests/vfio): the lab
+ * set-up (ivshmem on vfio-pci, the test importer on edu or edu2), the
+ * VFIO_DEVICE_FEATURE_DMA_BUF export, config-space triggers, and checks of
+ * mappings, revokes and bytes. Include after kselftest_harness.h.
+ *
+ * Which importer: with an IOMMU, ivshmem and edu are one IOMMU group (no
+ * ACS on QEMU's switch), so VFIO owns ivshmem only while edu is on
+ * vfio-pci too, and the importer is edu2 (own root port): THRU_HOST_BRIDGE
+ * with IOVAs and working DMA on an AMD CPU model, NOT_SUPPORTED on an
+ * Intel one (MAP fails with EINVAL; the tests then check revokes through
+ * imports and CPU access (vmap) instead). Without an IOMMU (no-IOMMU VFIO,
+ * one group per device) edu is the importer: BUS_ADDR, DMA works. The
+ * devices go back to their drivers when the program ends (p2pt.h).
+ */
+#ifndef P2P_VFIO_DMABUF_H
+#define P2P_VFIO_DMABUF_H
+
+#include <pthread.h>
+#include "p2pt_test.h"
+
+#define VFIO_PCI_DRIVER		"vfio-pci"
+#define VDB_GUARD		1024	/* guard bytes around a CPU copy */
+
+/* One test's view of the lab for the VFIO exporter. */
+struct vdb_lab {
+	struct p2pt_lab lab;		/* module fd, host file, BDFs, BAR 2 */
+	const char *imp;		/* the importer (edu or edu2) */
+	unsigned int route;		/* route ivshmem -> imp */
+	bool can_map;			/* the route allows mapping */
+	bool dma;			/* imp's DMA reaches ivshmem */
+	bool cdev;			/* ivshmem opened through the cdev */
+	struct lab_vfio v;		/* ivshmem through VFIO */
+};
+
+/*
+ * Why the cdev variant cannot run in this boot, or NULL: Linux 6.12 makes
+ * no VFIO device cdev for no-IOMMU devices (vfio_device_add()).
+ */
+static inline const char *vdb_cdev_unavailable(void)
+{
+	if (!lab_iommu_present())
+		return "Linux 6.12 has no VFIO device cdev for no-IOMMU devices";
+	return NULL;
+}
+
+/*
+ * Bind ivshmem (and edu with an IOMMU: same group) to vfio-pci, the
+ * importers to the test module, open the module and the host file, and
+ * open lab device @name (bound to vfio-pci; NULL: none) through VFIO
+ * (cdev or group) into l->v; 0 or -errno.
+ */
+static inline int vdb_lab_setup_dev(struct vdb_lab *l, bool cdev, const char *name)
+{
+	bool iommu = lab_iommu_present();
+	const char * const drv[3] = {
+		VFIO_PCI_DRIVER,
+		iommu ? VFIO_PCI_DRIVER : P2PT_IMPORTER_DRIVER,
+		P2PT_IMPORTER_DRIVER,
+	};
+	const char *bdf;
+	int err;
+
+	memset(l, 0, sizeof(*l));
+	l->v.container = l->v.group = l->v.device = l->v.iommufd = -1;
+	err = p2pt_lab_setup_drivers(&l->lab, drv);
+	if (err)
+		return err;
+	l->imp = iommu ? l->lab.edu2 : l->lab.edu;
+	l->route = p2pt_lab_route(&l->lab, l->imp);
+	l->can_map = l->route != P2PT_ROUTE_NOT_SUPPORTED;
+	l->dma = p2pt_lab_dma_works(&l->lab, l->route);
+	l->cdev = cdev;
+	if (!name)
+		return 0;
+	bdf = p2pt_orig_bdf(name);
+	err = bdf[0] ? lab_pci_bind(bdf, VFIO_PCI_DRIVER) : -ENODEV;
+	if (!err)
+		err = lab_vfio_open(&l->v, bdf, cdev);
+	if (err) {
+		lab_note("VFIO %s of %s %s: %s", cdev ? "cdev" : "group", name, bdf,
+			 strerror(-err));
+		p2pt_lab_restore(&l->lab);
+	}
+	return err;
+}
+
+/* The set-up with ivshmem open through VFIO. */
+static inline int vdb_lab_setup(struct vdb_lab *l, bool cdev)
+{
+	return vdb_lab_setup_dev(l, cdev, "ivshmem");
+}
+
+static inline void vdb_lab_restore(struct vdb_lab *l)
+{
+	lab_vfio_close(&l->v);
+	p2pt_lab_restore(&l->lab);
+}
+
+/* --- VFIO_DEVICE_FEATURE_DMA_BUF --------------------------------------- */
+
+/* VFIO_DEVICE_FEATURE with @flags and @len bytes of @data; ret or -errno. */
+static inline int vdb_feature(int device, uint32_t flags, const void *data, size_t len)
+{
+	struct vfio_device_feature *f = calloc(1, sizeof(*f) + len);
+	int ret;
+
+	if (!f)
+		return -ENOMEM;
+	f->argsz = sizeof(*f) + len;
+	f->flags = flags;
+	if (len)
+		memcpy(f->data, data, len);
+	ret = ioctl(device, VFIO_DEVICE_FEATURE, f);
+	ret = ret < 0 ? -errno : ret;
+	free(f);
+	return ret;
+}
+
+/*
+ * VFIO_DEVICE_FEATURE_GET of a dma-buf of @n ranges of region @region,
+ * with @open_flags and @flags; the fd or -errno.
+ */
+static inline int vdb_export_raw(int device, uint32_t region, uint32_t open_flags,
+				 uint32_t flags, const struct vfio_region_dma_range *r,
+				 uint32_t n)
+{
+	size_t len = sizeof(struct vfio_device_feature_dma_buf) + n * sizeof(*r);
+	struct vfio_device_feature_dma_buf *d = calloc(1, len);
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	d->region_index = region;
+	d->open_flags = open_flags;
+	d->flags = flags;
+	d->nr_ranges = n;
+	if (n)
+		memcpy(d->dma_ranges, r, n * sizeof(*r));
+	ret = vdb_feature(device, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_BUF,
+			  d, len);
+	free(d);
+	return ret;
+}
+
+static inline int vdb_export(int device, uint32_t region,
+			     const struct vfio_region_dma_range *r, uint32_t n)
+{
+	return vdb_export_raw(device, region, O_RDWR | O_CLOEXEC, 0, r, n);
+}
+
+static inline int vdb_export1(int device, uint32_t region, uint64_t off, uint64_t len)
+{
+	struct vfio_region_dma_range r = { .offset = off, .length = len };
+
+	return vdb_export(device, region, &r, 1);
+}
+
+/* --- triggers ---------------------------------------------------------- */
+
+/* Set or clear the memory decode bit of PCI_COMMAND through VFIO. */
+static inline int vdb_memory(struct lab_vfio *v, bool on)
+{
+	uint16_t cmd;
+	int err;
+
+	err = lab_vfio_config_read16(v, PCI_COMMAND, &cmd);
+	if (err)
+		return err;
+	if (on)
+		cmd |= PCI_COMMAND_MEMORY;
+	else
+		cmd &= ~PCI_COMMAND_MEMORY;
+	return lab_vfio_config_write16(v, PCI_COMMAND, cmd);
+}
+
+static inline int vdb_device_reset(struct lab_vfio *v)
+{
+	return ioctl(v->device, VFIO_DEVICE_RESET) ? -errno : 0;
+}
+
+/*
+ * VFIO_DEVICE_PCI_HOT_RESET of the device's slot or bus: with the group
+ * interface the group fd proves ownership, with the cdev the device's
+ * iommufd does (zero-length array); 0 or -errno.
+ */
+static inline int vdb_hot_reset(struct lab_vfio *v)
+{
+	struct {
+		struct vfio_pci_hot_reset hdr;
+		int32_t fds[1];
+	} r;
+
+	memset(&r, 0, sizeof(r));
+	r.hdr.argsz = sizeof(r.hdr);
+	if (v->group >= 0) {
+		r.hdr.argsz = sizeof(r);
+		r.hdr.count = 1;
+		r.fds[0] = v->group;
+	}
+	return ioctl(v->device, VFIO_DEVICE_PCI_HOT_RESET, &r) ? -errno : 0;
+}
+
+/* VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY / _EXIT (SET, no data). */
+static inline int vdb_low_power(struct lab_vfio *v, bool enter)
+{
+	return vdb_feature(v->device, VFIO_DEVICE_FEATURE_SET |
+			   (enter ? VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY :
+				    VFIO_DEVICE_FEATURE_LOW_POWER_EXIT), NULL, 0);
+}
+
+/* Can VFIO reset the device (VFIO_DEVICE_GET_INFO)? */
+static inline bool vdb_reset_works(struct lab_vfio *v)
+{
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+
+	return !ioctl(v->device, VFIO_DEVICE_GET_INFO, &info) &&
+	       (info.flags & VFIO_DEVICE_FLAGS_RESET);
+}
+
+/* --- mappings ---------------------------------------------------------- */
+
+/*
+ * DMA address of dma-buf offset @off in mapping @m, if [@off, @off + @len)
+ * lies in one of the reported entries; 0 otherwise.
+ */
+static inline uint64_t vdb_dma_addr(const struct p2pt_map *m, uint64_t off, uint64_t len)
+{
+	uint64_t start = 0;
+	unsigned int i;
+
+	for (i = 0; i < m->nr_entries; i++) {
+		if (off >= start && off + len <= start + m->entries[i].len)
+			return m->entries[i].dma_addr + (off - start);
+		start += m->entries[i].len;
+	}
+	return 0;
+}
+
+/*
+ * Check mapping @m of a dma-buf of ranges @r[0..@n) of ivshmem BAR 2, made
+ * for l->imp: the lengths add up, and each range starts at its bus address
+ * (no IOMMU: BUS_ADDR, or THRU_HOST_BRIDGE without translation) or at a
+ * page-aligned IOVA that is not the bus address (IOMMU).
+ */
+static inline void vdb_check_map(struct __test_metadata *_metadata, struct vdb_lab *l,
+				 const struct p2pt_map *m,
+				 const struct vfio_region_dma_range *r, unsigned int n)
+{
+	uint64_t total = 0, mapped = 0, off = 0, a;
+	unsigned int i;
+
+	/* Only the module's own exporter reports a route. */
+	EXPECT_EQ(P2PT_ROUTE_UNKNOWN, m->route);
+	ASSERT_LT(0, m->nents);
+	for (i = 0; i < n; i++)
+		total += r[i].length;
+	if (m->nents <= P2PT_MAX_ENTRIES) {
+		EXPECT_EQ(m->nents, m->nr_entries);
+		for (i = 0; i < m->nr_entries; i++)
+			mapped += m->entries[i].len;
+		EXPECT_EQ(total, mapped) TH_LOG("bytes mapped in %u entries", m->nents);
+	}
+	for (i = 0; i < n; off += r[i].length, i++) {
+		a = vdb_dma_addr(m, off, 4096);
+		if (!a && m->nents > P2PT_MAX_ENTRIES)
+			break;			/* beyond the reported entries */
+		ASSERT_NE(0, a) TH_LOG("range %u: dma-buf offset 0x%llx not mapped", i,
+				       (unsigned long long)off);
+		if (!l->lab.iommu) {
+			EXPECT_EQ(l->lab.bar_start + r[i].offset, a)
+				TH_LOG("range %u: bus address of BAR offset 0x%llx", i,
+				       (unsigned long long)r[i].offset);
+		} else {
+			EXPECT_EQ(0, a & 4095) TH_LOG("range %u: IOVA 0x%llx", i,
+						       (unsigned long long)a);
+			EXPECT_NE(l->lab.bar_start + r[i].offset, a)
+				TH_LOG("range %u: an IOMMU should translate", i);
+		}
+	}
+}
+
+/* --- bytes through the CPU (P2PT_IOC_VMAP / P2PT_IOC_CPU) ------------- */
+
+/*
+ * Write a fresh pattern through the vmap of @h at dma-buf offset @off and
+ * find it at @file_off of the host file, guard bytes around unchanged.
+ */
+static inline void vdb_check_cpu_to_peer(struct __test_metadata *_metadata,
+					 struct vdb_lab *l, unsigned int h, uint64_t off,
+					 uint64_t file_off, size_t len)
+{
+	uint64_t g0 = file_off >= VDB_GUARD ? file_off - VDB_GUARD : 0;
+	uint64_t g1 = file_off + len + VDB_GUARD;
+	uint8_t want[P2PT_DMA_MAX], got[P2PT_DMA_MAX];
+	int64_t bad;
+
+	ASSERT_GE(sizeof(want), len);
+	if (g1 > l->lab.bar_size)
+		g1 = l->lab.bar_size;
+	ASSERT_EQ(0, p2pt_host_fill(&l->lab, g0, g1 - g0, P2PT_GUARD_BYTE));
+	lab_pattern(want, len, file_off, l->lab.seed ^ (uint32_t)off ^ 0xc0);
+	ASSERT_EQ(0, p2pt_cpu(l->lab.dev, h, P2PT_DMA_TO_PEER, off, want, len))
+		TH_LOG("CPU write at dma-buf offset 0x%llx", (unsigned long long)off);
+	ASSERT_EQ(0, p2pt_host_read(&l->lab, file_off, got, len));
+	EXPECT_EQ(0, memcmp(want, got, len))
+		TH_LOG("CPU write at dma-buf offset 0x%llx: bytes at BAR offset 0x%llx differ",
+		       (unsigned long long)off, (unsigned long long)file_off);
+	bad = p2pt_host_find_not(&l->lab, g0, file_off - g0, P2PT_GUARD_BYTE);
+	EXPECT_EQ(-1, bad) TH_LOG("guard byte changed at BAR offset 0x%llx", (long long)bad);
+	bad = p2pt_host_find_not(&l->lab, file_off + len, g1 - file_off - len,
+				 P2PT_GUARD_BYTE);
+	EXPECT_EQ(-1, bad) TH_LOG("guard byte changed at BAR offset 0x%llx", (long long)bad);
+}
+
+/* Put a pattern at @file_off of the host file, read it through the vmap. */
+static inline void vdb_check_cpu_from_peer(struct __test_metadata *_metadata,
+					   struct vdb_lab *l, unsigned int h, uint64_t off,
+					   uint64_t file_off, size_t len)
+{
+	uint8_t want[P2PT_DMA_MAX], got[P2PT_DMA_MAX];
+
+	ASSERT_GE(sizeof(want), len);
+	lab_pattern(want, len, file_off, ~l->lab.seed ^ (uint32_t)off ^ 0xc1);
+	ASSERT_EQ(0, p2pt_host_write(&l->lab, file_off, want, len));
+	memset(got, P2PT_GUARD_BYTE, len);
+	ASSERT_EQ(0, p2pt_cpu(l->lab.dev, h, P2PT_DMA_FROM_PEER, off, got, len))
+		TH_LOG("CPU read at dma-buf offset 0x%llx", (unsigned long long)off);
+	EXPECT_EQ(0, memcmp(want, got, len))
+		TH_LOG("CPU read at dma-buf offset 0x%llx: bytes differ from BAR offset 0x%llx",
+		       (unsigned long long)off, (unsigned long long)file_off);
+}
+
+/* --- revoke states ----------------------------------------------------- */
+
+/*
+ * Import @h of a VFIO dma-buf has status @flags and @notified move_notify
+ * calls (the exporter counters are the module's own exporter's only: 0).
+ */
+static inline void vdb_check_status(struct __test_metadata *_metadata, struct vdb_lab *l,
+				    unsigned int h, unsigned int flags, unsigned int notified)
+{
+	p2pt_check_status(_metadata, &l->lab, h, flags, notified, 0, 0);
+}
+
+/*
+ * @h (an import of a revoked dma-buf) holds nothing, was told @notified
+ * times, and can neither map nor vmap (ENODEV), leaving nothing behind.
+ */
+static inline void vdb_check_revoked(struct __test_metadata *_metadata, struct vdb_lab *l,
+				     unsigned int h, unsigned int notified)
+{
+	struct p2pt_map m;
+
+	vdb_check_status(_metadata, l, h, 0, notified);
+	EXPECT_EQ(-ENODEV, p2pt_map(l->lab.dev, h, P2PT_DIR_BIDIRECTIONAL, &m));
+	EXPECT_EQ(-ENODEV, p2pt_vmap(l->lab.dev, h));
+	vdb_check_status(_metadata, l, h, 0, notified);
+}
+
+/*
+ * The dma-buf imported as @h (dma-buf offset 0 = BAR offset @file_off, at
+ * least 16 KiB long) works: it maps where the route allows (addresses
+ * checked against @r, @n), DMA lands in the host file where DMA reaches
+ * ivshmem, and the CPU moves bytes through a vmap in every boot. Leaves
+ * @h unmapped and not vmapped.
+ */
+static inline void vdb_check_works(struct __test_metadata *_metadata, struct vdb_lab *l,
+				   unsigned int h, const struct vfio_region_dma_range *r,
+				   unsigned int n)
+{
+	uint64_t file_off = r[0].offset;
+	struct p2pt_map m;
+	int ret;
+
+	ASSERT_LE(0x4000, r[0].length);
+	ret = p2pt_map(l->lab.dev, h, P2PT_DIR_BIDIRECTIONAL, &m);
+	if (l->can_map) {
+		ASSERT_EQ(0, ret) TH_LOG("map: %s", strerror(-ret));
+		vdb_check_map(_metadata, l, &m, r, n);
+		if (l->dma) {
+			p2pt_check_to_peer(_metadata, &l->lab, h, m.entries[0].dma_addr + 0x1000,
+					   file_off + 0x1000, 2048);
+			p2pt_check_from_peer(_metadata, &l->lab, h,
+					     m.entries[0].dma_addr + 0x2000,
+					     file_off + 0x2000, 2048);
+		}
+		ASSERT_EQ(0, p2pt_unmap(l->lab.dev, h));
+	} else {
+		/* NOT_SUPPORTED: refused, nothing left mapped. */
+		EXPECT_EQ(-EINVAL, ret);
+	}
+	ret = p2pt_vmap(l->lab.dev, h);
+	ASSERT_EQ(0, ret) TH_LOG("vmap: %s", strerror(-ret));
+	vdb_check_cpu_to_peer(_metadata, l, h, 0x3000, file_off + 0x3000, 512);
+	vdb_check_cpu_from_peer(_metadata, l, h, 0x3800, file_off + 0x3800, 512);
+	ASSERT_EQ(0, p2pt_vunmap(l->lab.dev, h));
+}
+
+/* Elapsed seconds since @t0 (CLOCK_MONOTONIC). */
+static inline double vdb_elapsed(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+#endif /* P2P_VFIO_DMABUF_H */
