@@ -951,9 +951,41 @@ static int p2pt_dma_locked(struct p2pt_imported *im, const struct p2pt_dma *args
 	return 0;
 }
 
+/*
+ * The kernel copy of the user buffer of a DMA or CPU transfer, filled from
+ * it for P2PT_DMA_TO_PEER. User memory is touched outside the reservation
+ * lock, so transfers go through this copy.
+ */
+static void *p2pt_xfer_buf_get(u32 dir, u64 user_ptr, u64 len)
+{
+	void *data;
+
+	if (dir > P2PT_DMA_FROM_PEER || !len || len > P2PT_DMA_MAX)
+		return ERR_PTR(-EINVAL);
+	data = kzalloc(len, GFP_KERNEL);
+	if (!data)
+		return ERR_PTR(-ENOMEM);
+	if (dir == P2PT_DMA_TO_PEER &&
+	    copy_from_user(data, u64_to_user_ptr(user_ptr), len)) {
+		kfree(data);
+		return ERR_PTR(-EFAULT);
+	}
+	return data;
+}
+
+/* Hand the bytes of a successful P2PT_DMA_FROM_PEER back, free the copy. */
+static int p2pt_xfer_buf_put(void *data, u32 dir, u64 user_ptr, u64 len,
+			     int ret)
+{
+	if (!ret && dir == P2PT_DMA_FROM_PEER &&
+	    copy_to_user(u64_to_user_ptr(user_ptr), data, len))
+		ret = -EFAULT;
+	kfree(data);
+	return ret;
+}
+
 static int p2pt_ioctl_dma(struct p2pt_file *pf, void __user *uarg)
 {
-	void __user *ubuf;
 	struct p2pt_imported *im;
 	struct p2pt_dma args;
 	void *data;
@@ -961,25 +993,14 @@ static int p2pt_ioctl_dma(struct p2pt_file *pf, void __user *uarg)
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
 		return -EFAULT;
-	if (args.dir > P2PT_DMA_FROM_PEER || !args.len ||
-	    args.len > P2PT_DMA_MAX)
-		return -EINVAL;
-	ubuf = u64_to_user_ptr(args.user_ptr);
-
-	/* User memory is touched outside the reservation lock. */
-	data = kzalloc(args.len, GFP_KERNEL);
-	if (!data)
-		return -ENOMEM;
-	if (args.dir == P2PT_DMA_TO_PEER &&
-	    copy_from_user(data, ubuf, args.len)) {
-		ret = -EFAULT;
-		goto out_free;
-	}
+	data = p2pt_xfer_buf_get(args.dir, args.user_ptr, args.len);
+	if (IS_ERR(data))
+		return PTR_ERR(data);
 
 	im = p2pt_import_get(pf, args.handle);
 	if (IS_ERR(im)) {
 		ret = PTR_ERR(im);
-		goto out_free;
+		goto out;
 	}
 	mutex_lock(&im->imp->dma_lock);
 	/* Holding the lock keeps the mapping: a revoke waits for the DMA. */
@@ -990,13 +1011,8 @@ static int p2pt_ioctl_dma(struct p2pt_file *pf, void __user *uarg)
 	}
 	mutex_unlock(&im->imp->dma_lock);
 	p2pt_import_put(im);
-
-	if (!ret && args.dir == P2PT_DMA_FROM_PEER &&
-	    copy_to_user(ubuf, data, args.len))
-		ret = -EFAULT;
-out_free:
-	kfree(data);
-	return ret;
+out:
+	return p2pt_xfer_buf_put(data, args.dir, args.user_ptr, args.len, ret);
 }
 
 /* P2PT_IOC_VMAP (@vmap true) and P2PT_IOC_VUNMAP. */
@@ -1034,31 +1050,19 @@ static int p2pt_ioctl_cpu(struct p2pt_file *pf, void __user *uarg)
 {
 	struct p2pt_imported *im;
 	struct p2pt_cpu args;
-	void __user *ubuf;
 	void *data;
 	int ret;
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
 		return -EFAULT;
-	if (args.dir > P2PT_DMA_FROM_PEER || !args.len ||
-	    args.len > P2PT_DMA_MAX)
-		return -EINVAL;
-	ubuf = u64_to_user_ptr(args.user_ptr);
-
-	/* User memory is touched outside the reservation lock. */
-	data = kzalloc(args.len, GFP_KERNEL);
-	if (!data)
-		return -ENOMEM;
-	if (args.dir == P2PT_DMA_TO_PEER &&
-	    copy_from_user(data, ubuf, args.len)) {
-		ret = -EFAULT;
-		goto out_free;
-	}
+	data = p2pt_xfer_buf_get(args.dir, args.user_ptr, args.len);
+	if (IS_ERR(data))
+		return PTR_ERR(data);
 
 	im = p2pt_import_get(pf, args.handle);
 	if (IS_ERR(im)) {
 		ret = PTR_ERR(im);
-		goto out_free;
+		goto out;
 	}
 	ret = dma_resv_lock_interruptible(im->dmabuf->resv, NULL);
 	if (!ret) {
@@ -1076,13 +1080,8 @@ static int p2pt_ioctl_cpu(struct p2pt_file *pf, void __user *uarg)
 		dma_resv_unlock(im->dmabuf->resv);
 	}
 	p2pt_import_put(im);
-
-	if (!ret && args.dir == P2PT_DMA_FROM_PEER &&
-	    copy_to_user(ubuf, data, args.len))
-		ret = -EFAULT;
-out_free:
-	kfree(data);
-	return ret;
+out:
+	return p2pt_xfer_buf_put(data, args.dir, args.user_ptr, args.len, ret);
 }
 
 static int p2pt_importer_probe(struct pci_dev *pdev,
