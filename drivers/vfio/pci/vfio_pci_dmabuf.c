@@ -465,7 +465,7 @@ void vfio_pci_dma_buf_restore(struct vfio_pci_core_device *vdev)
 }
 
 /**
- * vfio_pci_dma_buf_cleanup - revoke every dma-bufs of a device for good
+ * vfio_pci_dma_buf_cleanup - revoke every dma-buf of a device for good
  * @vdev: the device, being closed
  *
  * The dma-bufs stay valid files; importers can neither attach nor map
