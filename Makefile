@@ -2,7 +2,7 @@
 #
 #   make check [T=substring]  build everything, boot the lab, run all tests
 #   make demo                 build, boot the lab, show the P2P setup
-#   make tree | kernel | userspace | tests | fetch | deps | clean
+#   make tree | kernel | kernel-nmn | userspace | tests | fetch | deps | clean
 
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD ?= $(TOP)/build
@@ -10,7 +10,7 @@ export BUILD T
 
 CC := gcc
 
-.PHONY: all deps fetch tree kernel userspace tests check demo shell clean distclean
+.PHONY: all deps fetch tree kernel kernel-nmn userspace tests check demo shell clean distclean
 
 all: kernel userspace tests
 
@@ -26,6 +26,14 @@ tree:
 kernel: tree
 	$(TOP)/scripts/mkkernel
 
+# The lab kernel with DMABUF_MOVE_NOTIFY off (configs/no-move-notify.config).
+NMN_KBUILD := $(BUILD)/kbuild-nmn
+export NMN_KBUILD
+kernel-nmn: tree
+	KBUILD_OUT=$(NMN_KBUILD) \
+	CONFIG_FRAGMENTS="configs/lab.config configs/debug.config configs/no-move-notify.config" \
+		$(TOP)/scripts/mkkernel
+
 userspace:
 	$(TOP)/scripts/mkuserspace
 
@@ -37,7 +45,7 @@ $(BUILD)/kbuild/.headers-stamp:
 
 tests: | kernel
 
-check: kernel userspace tests
+check: kernel kernel-nmn userspace tests tests-nmn
 	$(TOP)/tests/check
 
 demo: kernel userspace tests
@@ -47,7 +55,7 @@ shell: kernel
 	$(TOP)/lab/run --shell
 
 clean:
-	rm -rf $(BUILD)/kbuild $(BUILD)/tests $(BUILD)/lab
+	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-nmn $(BUILD)/tests $(BUILD)/lab
 
 distclean:
 	rm -rf $(BUILD)

@@ -6,6 +6,9 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$TOP/PINS"
 
 BUILD=${BUILD:-$TOP/build}
+# The kernel build directory: the lab kernel, or another configuration of
+# the same tree (scripts/mkkernel-variant).
+KBUILD_OUT=${KBUILD_OUT:-$BUILD/kbuild}
 CACHE=${P2P_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/p2p-dmabuf}
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
@@ -23,7 +26,7 @@ PERFTEST_TAR=$CACHE/${PERFTEST_PKG}_${PERFTEST_UPSTREAM}.orig.tar.gz
 # CC or LOCALVERSION would make Kbuild reconfigure and rebuild everything.
 kmake() {
 	CCACHE_BASEDIR=$TOP CCACHE_NOHASHDIR=1 \
-	make -C "$BUILD/linux" O="$BUILD/kbuild" ARCH=x86_64 \
+	make -C "$BUILD/linux" O="$KBUILD_OUT" ARCH=x86_64 \
 		CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION= \
 		KBUILD_BUILD_USER=p2p KBUILD_BUILD_HOST=lab "$@"
 }

@@ -9,8 +9,10 @@
  */
 #include <linux/dma-buf.h>
 #include <linux/dma-buf-mapping.h>
+#include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
 #include <linux/dma-resv.h>
+#include <linux/iommu-dma.h>
 #include <linux/overflow.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/scatterlist.h>
@@ -109,6 +111,51 @@ static struct scatterlist *dma_buf_fill_entries(struct scatterlist *sg,
 	return sg;
 }
 
+/*
+ * Does @dev reach [@addr, @addr + @len) untranslated, within its DMA mask
+ * and bus limit? A peer's BAR can sit above what a device can address;
+ * the address must then fail the mapping rather than be truncated.
+ */
+static bool dma_buf_dev_addressable(struct device *dev, dma_addr_t addr,
+				    size_t len)
+{
+	u64 limit = min_not_zero(dma_get_mask(dev), dev->bus_dma_limit);
+
+	return addr <= limit && len - 1 <= limit - addr;
+}
+
+/*
+ * Will dma_map_resource() hand @dev the physical address itself (dma-direct:
+ * no IOMMU translation, no DMA ops)? dma-direct then refuses an address
+ * beyond the mask with a warning; the helper checks first.
+ */
+static bool dma_buf_dev_untranslated(struct device *dev)
+{
+	return !use_dma_iommu(dev) && !get_dma_ops(dev);
+}
+
+/*
+ * The DMA address of one range for @dev on route @map: the bus address, or
+ * a dma_map_resource() (undone by dma_buf_unmap_ranges()). 0 or -errno.
+ */
+static int dma_buf_map_range(struct device *dev, enum pci_p2pdma_map_type map,
+			     const struct p2pdma_provider *provider,
+			     phys_addr_t paddr, size_t len,
+			     enum dma_data_direction dir, dma_addr_t *addr)
+{
+	if (map == PCI_P2PDMA_MAP_BUS_ADDR) {
+		*addr = paddr + provider->bus_offset;
+		return dma_buf_dev_addressable(dev, *addr, len) ? 0 : -EINVAL;
+	}
+
+	if (dma_buf_dev_untranslated(dev) &&
+	    !dma_buf_dev_addressable(dev, paddr, len))
+		return -EINVAL;
+
+	*addr = dma_map_resource(dev, paddr, len, dir, DMA_BUF_MAP_ATTRS);
+	return dma_mapping_error(dev, *addr) ? -ENOMEM : 0;
+}
+
 /* Undo the dma_map_resource() of the first @nr_mapped ranges. */
 static void dma_buf_unmap_ranges(struct device *dev, struct dma_buf_dma *dma,
 				 size_t nr_mapped, enum dma_data_direction dir)
@@ -179,15 +226,11 @@ dma_buf_build_sgt(struct device *dev, enum pci_p2pdma_map_type map,
 		size_t len = phys_vec[i].len;
 		dma_addr_t addr;
 
-		if (map == PCI_P2PDMA_MAP_BUS_ADDR) {
-			addr = phys_vec[i].paddr + provider->bus_offset;
-		} else {
-			addr = dma_map_resource(dev, phys_vec[i].paddr, len,
-						dir, DMA_BUF_MAP_ATTRS);
-			if (dma_mapping_error(dev, addr)) {
-				dma_buf_release_dma(dev, dma, i, dir);
-				return ERR_PTR(-ENOMEM);
-			}
+		ret = dma_buf_map_range(dev, map, provider, phys_vec[i].paddr,
+					len, dir, &addr);
+		if (ret) {
+			dma_buf_release_dma(dev, dma, i, dir);
+			return ERR_PTR(ret);
 		}
 		dma->len[i] = len;
 		sg = dma_buf_fill_entries(sg, addr, len,
@@ -225,7 +268,8 @@ dma_buf_build_sgt(struct device *dev, enum pci_p2pdma_map_type map,
  * several entries. Free it with dma_buf_free_sgt().
  *
  * Return: the table, or an ERR_PTR(): -EINVAL if the devices cannot reach
- * each other, a range is empty or not page aligned, or the lengths do not
+ * each other (no P2P route, or an untranslated address beyond the
+ * importer's DMA mask or bus limit), a range is empty or not page aligned, or the lengths do not
  * add up to @size (which also warns: an exporter bug); -EOVERFLOW if the
  * ranges overflow; -ENOMEM if an allocation or a mapping fails. Nothing
  * stays mapped on error.

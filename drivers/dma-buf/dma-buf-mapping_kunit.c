@@ -4,7 +4,8 @@
  * checks, entry counting, splitting at the maximum entry length and bus
  * address arithmetic. Included by dma-buf-mapping.c to reach its static
  * functions; only the BUS_ADDR route is built here, since it needs no
- * device (the other routes are covered by the lab's kselftests).
+ * IOMMU, only a device's DMA mask (the other routes are covered by the
+ * lab's kselftests).
  */
 #include <kunit/test.h>
 #include <linux/sizes.h>
@@ -109,10 +110,13 @@ static void count_splits_at_max_entry(struct kunit *test)
 	unsigned int nents;
 	int i;
 
-	KUNIT_EXPECT_EQ(test, MAX_SEG, (size_t)0xfffff000);
+	/* The longest page-aligned length an entry can describe. */
+	KUNIT_EXPECT_TRUE(test, PAGE_ALIGNED(MAX_SEG));
+	KUNIT_EXPECT_LE(test, MAX_SEG, (size_t)UINT_MAX);
+	KUNIT_EXPECT_GT(test, MAX_SEG + PAGE_SIZE, (size_t)UINT_MAX);
 	/* Lengths near SIZE_MAX must not wrap the count to a small number. */
-	KUNIT_EXPECT_EQ(test, dma_buf_range_nents(SIZE_MAX - PAGE_SIZE + 1),
-			(size_t)4294971393ULL);
+	KUNIT_EXPECT_GT(test, dma_buf_range_nents(SIZE_MAX - PAGE_SIZE + 1),
+			(size_t)UINT_MAX);
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		v.paddr = SZ_1G;
 		v.len = cases[i].len;
@@ -123,14 +127,40 @@ static void count_splits_at_max_entry(struct kunit *test)
 	}
 }
 
+/* An importing device: only its DMA mask and bus limit are looked at. */
+struct fake_importer {
+	struct device dev;
+	u64 dma_mask;
+};
+
+static struct device *fake_importer(struct kunit *test, u64 dma_mask,
+				    u64 bus_limit)
+{
+	struct fake_importer *f = kunit_kzalloc(test, sizeof(*f), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, f);
+	f->dma_mask = dma_mask;
+	f->dev.dma_mask = &f->dma_mask;
+	f->dev.bus_dma_limit = bus_limit;
+	return &f->dev;
+}
+
+static struct sg_table *build_bus_for(struct device *dev, u64 bus_offset,
+				      const struct dma_buf_phys_vec *v,
+				      size_t nr, size_t size)
+{
+	struct p2pdma_provider provider = { .bus_offset = bus_offset };
+
+	return dma_buf_build_sgt(dev, PCI_P2PDMA_MAP_BUS_ADDR, &provider, v,
+				 nr, size, DMA_BIDIRECTIONAL);
+}
+
 static struct sg_table *build_bus(struct kunit *test, u64 bus_offset,
 				  const struct dma_buf_phys_vec *v, size_t nr,
 				  size_t size)
 {
-	struct p2pdma_provider provider = { .bus_offset = bus_offset };
-
-	return dma_buf_build_sgt(NULL, PCI_P2PDMA_MAP_BUS_ADDR, &provider, v,
-				 nr, size, DMA_BIDIRECTIONAL);
+	return build_bus_for(fake_importer(test, DMA_BIT_MASK(64), 0),
+			     bus_offset, v, nr, size);
 }
 
 static void free_bus(struct sg_table *sgt)
@@ -202,9 +232,48 @@ static void bus_addr_offset_arithmetic(struct kunit *test)
 		expect_entries(test, sgt, offsets[i], v, 2);
 		free_bus(sgt);
 	}
-	/* The wrapping offset lands 1 GiB below the CPU address. */
-	KUNIT_EXPECT_EQ(test, (dma_addr_t)(v[0].paddr + offsets[3]),
-			(dma_addr_t)0x40000000);
+}
+
+/*
+ * A bus address the importer cannot reach fails the mapping: nothing is
+ * truncated to the mask, whichever range is out of reach.
+ */
+static void bus_addr_beyond_dma_mask(struct kunit *test)
+{
+	struct device *dev32 = fake_importer(test, DMA_BIT_MASK(32), 0);
+	struct dma_buf_phys_vec v[2] = {
+		{ .paddr = 0x80000000, .len = SZ_4K },
+		{ .paddr = 0xffffe000, .len = SZ_8K },
+	};
+	struct sg_table *sgt;
+
+	/* Ending exactly at the mask is fine. */
+	sgt = build_bus_for(dev32, 0, v, 2, SZ_4K + SZ_8K);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(sgt));
+	expect_entries(test, sgt, 0, v, 2);
+	free_bus(sgt);
+
+	/* One page beyond, in the second range only. */
+	v[1].paddr += PAGE_SIZE;
+	KUNIT_EXPECT_EQ(test, PTR_ERR(build_bus_for(dev32, 0, v, 2,
+						    SZ_4K + SZ_8K)), -EINVAL);
+
+	/* Within the CPU's 32 bits, beyond them on the bus. */
+	v[1].paddr = 0x90000000;
+	KUNIT_EXPECT_EQ(test, PTR_ERR(build_bus_for(dev32, 0x80000000, v, 2,
+						    SZ_4K + SZ_8K)), -EINVAL);
+	sgt = build_bus_for(dev32, 0x10000000, v, 2, SZ_4K + SZ_8K);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(sgt));
+	expect_entries(test, sgt, 0x10000000, v, 2);
+	free_bus(sgt);
+
+	/* A bus limit below the mask wins. */
+	KUNIT_EXPECT_EQ(test,
+			PTR_ERR(build_bus_for(fake_importer(test,
+							    DMA_BIT_MASK(64),
+							    0x8fffffff),
+					      0, v, 2, SZ_4K + SZ_8K)),
+			-EINVAL);
 }
 
 static void bus_addr_large_ranges(struct kunit *test)
@@ -281,6 +350,7 @@ static struct kunit_case dma_buf_mapping_cases[] = {
 	KUNIT_CASE(count_splits_at_max_entry),
 	KUNIT_CASE(bus_addr_one_page),
 	KUNIT_CASE(bus_addr_offset_arithmetic),
+	KUNIT_CASE(bus_addr_beyond_dma_mask),
 	KUNIT_CASE(bus_addr_large_ranges),
 	KUNIT_CASE(bus_addr_many_ranges),
 	KUNIT_CASE(build_rejects_other_routes),

@@ -12,17 +12,24 @@
  * good; the dma-buf files stay valid.
  *
  * p2p_test_importer drives QEMU's edu device: it imports a dma-buf as a
- * dynamic, pinned revocable or pinned non-revocable importer, maps it,
+ * dynamic, pinned revocable, pinned non-revocable or unpinned non-revocable
+ * importer, maps it,
  * reports the DMA entries and moves bytes between the user and a mapped
  * DMA address through edu's DMA engine (user buffer <-> coherent bounce
  * buffer <-> edu's internal buffer <-> peer). It also takes a CPU mapping
  * of the whole dma-buf with dma_buf_vmap() and copies through it, as a
  * software importer (rxe) does; move_notify drops that mapping too.
  *
+ * Slow partners: an import can give its mappings back later than
+ * move_notify (from a workqueue, after a last write to the buffer), or hold
+ * an unsignalled fence until some time after move_notify, so that tests
+ * see whether an exporter's revoke really waits for its importers.
+ *
  * Neither driver has an ID table: tests bind them with driver_override.
  */
 #include <linux/dma-buf.h>
 #include <linux/dma-buf-mapping.h>
+#include <linux/dma-fence.h>
 #include <linux/dma-mapping.h>
 #include <linux/dma-resv.h>
 #include <linux/fs.h>
@@ -41,6 +48,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include "p2p_dmabuf_test.h"
@@ -65,6 +73,12 @@
 #define EDU_DMA_CHUNK		2048
 #define EDU_DMA_POLL_US		1000
 #define EDU_DMA_TIMEOUT_US	(10 * USEC_PER_SEC)
+
+/* For the tests' expectations of pin counts: a fact of the kernel build. */
+static bool core_pins_maps = !IS_ENABLED(CONFIG_DMABUF_MOVE_NOTIFY);
+module_param(core_pins_maps, bool, 0444);
+MODULE_PARM_DESC(core_pins_maps,
+		 "the dma-buf core pins dynamic exporters around each mapping");
 
 static DEFINE_MUTEX(p2pt_lock);		/* the two device lists */
 static LIST_HEAD(p2pt_exporters);
@@ -118,6 +132,10 @@ struct p2pt_imported {
 	struct p2pt_importer *imp;
 	struct list_head node;		/* in imp->imports */
 	u32 mode;
+	u32 flags;			/* P2PT_IMPORT_F_* */
+	unsigned long delay;		/* jiffies, F_DEFER and F_FENCE */
+	struct delayed_work giveback;	/* F_DEFER */
+	struct delayed_work signal;	/* F_FENCE */
 	/* Set at import, cleared under imp->rwsem held for write. */
 	struct dma_buf *dmabuf;
 	struct dma_buf_attachment *attach;
@@ -125,7 +143,10 @@ struct p2pt_imported {
 	struct sg_table *sgt;
 	enum dma_data_direction dir;
 	bool pinned;
+	bool giveback_pending;		/* F_DEFER: move_notify seen */
+	bool dying;			/* being detached: nothing deferred */
 	struct iosys_map vmap;		/* P2PT_IOC_VMAP, if set */
+	struct dma_fence *fence;	/* F_FENCE: the last one added */
 	u32 move_notify_count;
 };
 
@@ -168,7 +189,8 @@ static int p2pt_exp_attach(struct dma_buf *dmabuf,
 	struct p2pt_buf *buf = dmabuf->priv;
 	bool revoked;
 
-	if (!attach->peer2peer)
+	/* Revoke waits for every mapping: only revocable importers. */
+	if (!attach->peer2peer || !dma_buf_attach_revocable(attach))
 		return -EOPNOTSUPP;
 
 	dma_resv_lock(dmabuf->resv, NULL);
@@ -205,9 +227,6 @@ static struct sg_table *p2pt_exp_map(struct dma_buf_attachment *attach,
 
 	if (buf->revoked)
 		return ERR_PTR(-ENODEV);
-	/* Revoke waits for every mapping: only revocable importers map. */
-	if (!dma_buf_attach_revocable(attach))
-		return ERR_PTR(-EOPNOTSUPP);
 
 	sgt = dma_buf_phys_vec_to_sgt(attach, buf->provider, buf->phys,
 				      buf->nr_ranges, buf->size, dir);
@@ -511,17 +530,224 @@ static void p2pt_import_vunmap_locked(struct p2pt_imported *im)
 	iosys_map_clear(&im->vmap);
 }
 
+/* Run one transfer of edu's DMA engine; under imp->dma_lock. */
+static int p2pt_edu_dma(struct p2pt_importer *imp, u64 src, u64 dst, u64 len,
+			u64 cmd)
+{
+	u64 val;
+
+	if (readq(imp->regs + EDU_REG_DMA_CMD) & EDU_DMA_RUN)
+		return -EBUSY;
+	writeq(src, imp->regs + EDU_REG_DMA_SRC);
+	writeq(dst, imp->regs + EDU_REG_DMA_DST);
+	writeq(len, imp->regs + EDU_REG_DMA_CNT);
+	writeq(cmd | EDU_DMA_RUN, imp->regs + EDU_REG_DMA_CMD);
+	return readq_poll_timeout(imp->regs + EDU_REG_DMA_CMD, val,
+				  !(val & EDU_DMA_RUN), EDU_DMA_POLL_US,
+				  EDU_DMA_TIMEOUT_US);
+}
+
+/* Is [@addr, @addr + @len) inside one DMA entry of @sgt? */
+static bool p2pt_sgt_covers(struct sg_table *sgt, u64 addr, u64 len)
+{
+	struct scatterlist *sg;
+	unsigned int i;
+
+	for_each_sgtable_dma_sg(sgt, sg, i) {
+		u64 start = sg_dma_address(sg);
+
+		if (addr >= start && addr - start <= sg_dma_len(sg) &&
+		    len <= sg_dma_len(sg) - (addr - start))
+			return true;
+	}
+	return false;
+}
+
+static int p2pt_dma_locked(struct p2pt_imported *im, const struct p2pt_dma *args,
+			   void *data)
+{
+	struct p2pt_importer *imp = im->imp;
+	u64 done, chunk;
+	int ret;
+
+	/* A slow importer told to stop starts nothing new. */
+	if (!im->sgt || im->giveback_pending)
+		return -ENODEV;
+	/* TO_PEER: the device writes to the peer; FROM_PEER: it reads. */
+	if (im->dir != DMA_BIDIRECTIONAL &&
+	    im->dir != (args->dir == P2PT_DMA_TO_PEER ? DMA_FROM_DEVICE :
+							DMA_TO_DEVICE))
+		return -EPERM;
+	if (!p2pt_sgt_covers(im->sgt, args->dma_addr, args->len))
+		return -EINVAL;
+
+	if (args->dir == P2PT_DMA_TO_PEER)
+		memcpy(imp->bounce, data, args->len);
+	for (done = 0; done < args->len; done += chunk) {
+		u64 peer = args->dma_addr + done;
+		u64 bounce = imp->bounce_dma + done;
+
+		chunk = min_t(u64, args->len - done, EDU_DMA_CHUNK);
+		if (args->dir == P2PT_DMA_TO_PEER) {
+			ret = p2pt_edu_dma(imp, bounce, EDU_BUF_ADDR, chunk, 0);
+			if (!ret)
+				ret = p2pt_edu_dma(imp, EDU_BUF_ADDR, peer, chunk,
+						   EDU_DMA_TO_PCI);
+		} else {
+			ret = p2pt_edu_dma(imp, peer, EDU_BUF_ADDR, chunk, 0);
+			if (!ret)
+				ret = p2pt_edu_dma(imp, EDU_BUF_ADDR, bounce,
+						   chunk, EDU_DMA_TO_PCI);
+		}
+		if (ret)
+			return ret;
+	}
+	if (args->dir == P2PT_DMA_FROM_PEER)
+		memcpy(data, imp->bounce, args->len);
+	return 0;
+}
+
+/* Give the mapping, the vmap and the pin back; under the reservation lock. */
+static void p2pt_import_drop_locked(struct p2pt_imported *im)
+{
+	p2pt_import_unmap_locked(im);
+	p2pt_import_vunmap_locked(im);
+	if (im->pinned) {
+		dma_buf_unpin(im->attach);
+		im->pinned = false;
+	}
+}
+
+/* --- slow partners ------------------------------------------------------ */
+
+static u64 p2pt_fence_context;
+static atomic64_t p2pt_fence_seqno = ATOMIC64_INIT(0);
+
+struct p2pt_fence {
+	struct dma_fence base;
+	spinlock_t lock;
+};
+
+static const char *p2pt_fence_name(struct dma_fence *fence)
+{
+	return "p2p_dmabuf_test";
+}
+
+static const struct dma_fence_ops p2pt_fence_ops = {
+	.get_driver_name = p2pt_fence_name,
+	.get_timeline_name = p2pt_fence_name,
+};
+
+/* F_FENCE: a fence for the "work" of a new mapping; under the resv lock. */
+static int p2pt_fence_add_locked(struct p2pt_imported *im)
+{
+	struct dma_resv *resv = im->dmabuf->resv;
+	struct p2pt_fence *f;
+	int ret;
+
+	if (im->fence)		/* still busy with the last one */
+		return 0;
+	ret = dma_resv_reserve_fences(resv, 1);
+	if (ret)
+		return ret;
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!f)
+		return -ENOMEM;
+	spin_lock_init(&f->lock);
+	dma_fence_init(&f->base, &p2pt_fence_ops, &f->lock, p2pt_fence_context,
+		       atomic64_inc_return(&p2pt_fence_seqno));
+	dma_resv_add_fence(resv, &f->base, DMA_RESV_USAGE_BOOKKEEP);
+	im->fence = &f->base;
+	return 0;
+}
+
+static void p2pt_fence_signal(struct work_struct *work)
+{
+	struct p2pt_imported *im = container_of(to_delayed_work(work),
+						struct p2pt_imported, signal);
+	struct dma_fence *fence = xchg(&im->fence, NULL);
+
+	if (fence) {
+		dma_fence_signal(fence);
+		dma_fence_put(fence);
+	}
+}
+
+/*
+ * F_LATE_WRITE: the transfers still in flight when a slow importer was
+ * told to stop, landing right before it gives the buffer back. Under
+ * imp->dma_lock and the reservation lock.
+ */
+static void p2pt_late_write_locked(struct p2pt_imported *im)
+{
+	u8 *data = kmalloc(P2PT_LATE_LEN, GFP_KERNEL);
+
+	if (!data)
+		return;
+	memset(data, P2PT_LATE_BYTE, P2PT_LATE_LEN);
+	if (im->sgt) {
+		struct p2pt_dma args = {
+			.dir = P2PT_DMA_TO_PEER,
+			.dma_addr = sg_dma_address(im->sgt->sgl),
+			.len = P2PT_LATE_LEN,
+		};
+
+		if (p2pt_dma_locked(im, &args, data))
+			pci_info(im->imp->pdev, "late DMA write failed\n");
+	}
+	if (iosys_map_is_set(&im->vmap) &&
+	    im->dmabuf->size >= P2PT_LATE_CPU_OFF + P2PT_LATE_LEN)
+		iosys_map_memcpy_to(&im->vmap, P2PT_LATE_CPU_OFF, data,
+				    P2PT_LATE_LEN);
+	kfree(data);
+}
+
+static void p2pt_giveback(struct work_struct *work)
+{
+	struct p2pt_imported *im = container_of(to_delayed_work(work),
+						struct p2pt_imported, giveback);
+	struct dma_resv *resv = im->dmabuf->resv;
+
+	mutex_lock(&im->imp->dma_lock);
+	dma_resv_lock(resv, NULL);
+	if (im->giveback_pending) {
+		im->giveback_pending = false;
+		if (im->flags & P2PT_IMPORT_F_LATE_WRITE)
+			p2pt_late_write_locked(im);
+		p2pt_import_drop_locked(im);
+	}
+	dma_resv_unlock(resv);
+	mutex_unlock(&im->imp->dma_lock);
+}
+
+/*
+ * Before the import is detached: no more deferred work (@dying), what is
+ * pending done now, the fence signalled. No reservation lock held.
+ */
+static void p2pt_import_quiesce(struct p2pt_imported *im)
+{
+	dma_resv_lock(im->dmabuf->resv, NULL);
+	im->dying = true;
+	dma_resv_unlock(im->dmabuf->resv);
+	flush_delayed_work(&im->giveback);
+	cancel_delayed_work_sync(&im->signal);
+	p2pt_fence_signal(&im->signal.work);
+}
+
 static void p2pt_move_notify(struct dma_buf_attachment *attach)
 {
 	struct p2pt_imported *im = attach->importer_priv;
 
-	p2pt_import_unmap_locked(im);
-	p2pt_import_vunmap_locked(im);
-	if (im->pinned) {
-		dma_buf_unpin(attach);
-		im->pinned = false;
-	}
 	im->move_notify_count++;
+	if (im->fence && !im->dying)
+		schedule_delayed_work(&im->signal, im->delay);
+	if ((im->flags & P2PT_IMPORT_F_DEFER) && !im->dying) {
+		/* New transfers stop now: DMA and CPU copies check this. */
+		im->giveback_pending = true;
+		schedule_delayed_work(&im->giveback, im->delay);
+		return;
+	}
+	p2pt_import_drop_locked(im);
 }
 
 static const struct dma_buf_attach_ops p2pt_revocable_ops = {
@@ -547,13 +773,9 @@ static void p2pt_import_teardown(struct p2pt_imported *im)
 {
 	struct dma_buf *dmabuf = im->dmabuf;
 
+	p2pt_import_quiesce(im);
 	dma_resv_lock(dmabuf->resv, NULL);
-	p2pt_import_unmap_locked(im);
-	p2pt_import_vunmap_locked(im);
-	if (im->pinned) {
-		dma_buf_unpin(im->attach);
-		im->pinned = false;
-	}
+	p2pt_import_drop_locked(im);
 	dma_resv_unlock(dmabuf->resv);
 	dma_buf_detach(dmabuf, im->attach);
 	dma_buf_put(dmabuf);
@@ -582,9 +804,37 @@ static const struct dma_buf_attach_ops *p2pt_import_ops(u32 mode, u32 flags)
 {
 	bool p2p = !(flags & P2PT_IMPORT_F_NO_P2P);
 
-	if (mode == P2PT_IMPORT_PINNED)
+	/* No move_notify: pinned, or (worse) mapping without a pin. */
+	if (mode == P2PT_IMPORT_PINNED || mode == P2PT_IMPORT_UNNOTIFIED)
 		return p2p ? &p2pt_pinned_ops : &p2pt_pinned_nop2p_ops;
 	return p2p ? &p2pt_revocable_ops : &p2pt_revocable_nop2p_ops;
+}
+
+/* Does the import pin before mapping? */
+static bool p2pt_import_pins(const struct p2pt_imported *im)
+{
+	return im->mode == P2PT_IMPORT_PINNED_REVOCABLE ||
+	       im->mode == P2PT_IMPORT_PINNED;
+}
+
+/* Mode, flags and delay of an import request: 0 or -EINVAL. */
+static int p2pt_import_check(const struct p2pt_import *args)
+{
+	u32 slow = P2PT_IMPORT_F_DEFER | P2PT_IMPORT_F_FENCE;
+
+	if (args->mode > P2PT_IMPORT_UNNOTIFIED ||
+	    args->flags & ~P2PT_IMPORT_FLAGS || args->pad ||
+	    args->delay_ms > P2PT_DELAY_MAX_MS ||
+	    strnlen(args->bdf, P2PT_BDF_LEN) == P2PT_BDF_LEN)
+		return -EINVAL;
+	/* Slow partners are revocable ones; a late write needs F_DEFER. */
+	if ((args->flags & slow) && args->mode != P2PT_IMPORT_DYNAMIC &&
+	    args->mode != P2PT_IMPORT_PINNED_REVOCABLE)
+		return -EINVAL;
+	if ((args->flags & P2PT_IMPORT_F_LATE_WRITE) &&
+	    !(args->flags & P2PT_IMPORT_F_DEFER))
+		return -EINVAL;
+	return 0;
 }
 
 static int p2pt_ioctl_import(struct p2pt_file *pf, void __user *uarg)
@@ -599,10 +849,9 @@ static int p2pt_ioctl_import(struct p2pt_file *pf, void __user *uarg)
 
 	if (copy_from_user(&args, uarg, sizeof(args)))
 		return -EFAULT;
-	if (args.mode > P2PT_IMPORT_PINNED ||
-	    args.flags & ~P2PT_IMPORT_F_NO_P2P ||
-	    strnlen(args.bdf, P2PT_BDF_LEN) == P2PT_BDF_LEN)
-		return -EINVAL;
+	ret = p2pt_import_check(&args);
+	if (ret)
+		return ret;
 
 	imp = p2pt_importer_get(args.bdf);
 	if (!imp)
@@ -614,6 +863,10 @@ static int p2pt_ioctl_import(struct p2pt_file *pf, void __user *uarg)
 	}
 	im->imp = imp;
 	im->mode = args.mode;
+	im->flags = args.flags;
+	im->delay = msecs_to_jiffies(args.delay_ms);
+	INIT_DELAYED_WORK(&im->giveback, p2pt_giveback);
+	INIT_DELAYED_WORK(&im->signal, p2pt_fence_signal);
 
 	down_read(&imp->rwsem);
 	ret = -ENODEV;
@@ -637,7 +890,7 @@ static int p2pt_ioctl_import(struct p2pt_file *pf, void __user *uarg)
 	}
 	im->attach = attach;
 
-	if (args.mode != P2PT_IMPORT_DYNAMIC) {
+	if (p2pt_import_pins(im)) {
 		dma_resv_lock(dmabuf->resv, NULL);
 		ret = dma_buf_pin(attach);
 		im->pinned = !ret;
@@ -751,7 +1004,7 @@ static int p2pt_ioctl_map(struct p2pt_file *pf, void __user *uarg)
 	if (im->sgt)
 		goto out_unlock;
 	/* A revoke dropped the pin of a pinned revocable importer. */
-	if (im->mode != P2PT_IMPORT_DYNAMIC && !im->pinned) {
+	if (p2pt_import_pins(im) && !im->pinned) {
 		ret = dma_buf_pin(im->attach);
 		if (ret)
 			goto out_unlock;
@@ -770,6 +1023,13 @@ static int p2pt_ioctl_map(struct p2pt_file *pf, void __user *uarg)
 	im->sgt = sgt;
 	im->dir = args->dir;
 	p2pt_map_report(im, args);
+	if (im->flags & P2PT_IMPORT_F_FENCE) {
+		ret = p2pt_fence_add_locked(im);
+		if (ret) {
+			p2pt_import_drop_locked(im);
+			goto out_unlock;
+		}
+	}
 	dma_resv_unlock(resv);
 
 	/* User memory is touched outside the reservation lock. */
@@ -841,6 +1101,10 @@ static int p2pt_ioctl_status(struct p2pt_file *pf, void __user *uarg)
 	if (iosys_map_is_set(&im->vmap))
 		args.flags |= P2PT_STATUS_VMAPPED |
 			      (im->vmap.is_iomem ? P2PT_STATUS_VMAP_IOMEM : 0);
+	if (im->giveback_pending)
+		args.flags |= P2PT_STATUS_GIVEBACK;
+	if (READ_ONCE(im->fence))
+		args.flags |= P2PT_STATUS_FENCE;
 	args.move_notify_count = im->move_notify_count;
 	args.exporter_maps = 0;
 	args.exporter_pins = 0;
@@ -872,82 +1136,6 @@ static int p2pt_ioctl_release(struct p2pt_file *pf, void __user *uarg)
 	if (!im)
 		return -ENOENT;
 	p2pt_import_free(im);
-	return 0;
-}
-
-/* Run one transfer of edu's DMA engine; under imp->dma_lock. */
-static int p2pt_edu_dma(struct p2pt_importer *imp, u64 src, u64 dst, u64 len,
-			u64 cmd)
-{
-	u64 val;
-
-	if (readq(imp->regs + EDU_REG_DMA_CMD) & EDU_DMA_RUN)
-		return -EBUSY;
-	writeq(src, imp->regs + EDU_REG_DMA_SRC);
-	writeq(dst, imp->regs + EDU_REG_DMA_DST);
-	writeq(len, imp->regs + EDU_REG_DMA_CNT);
-	writeq(cmd | EDU_DMA_RUN, imp->regs + EDU_REG_DMA_CMD);
-	return readq_poll_timeout(imp->regs + EDU_REG_DMA_CMD, val,
-				  !(val & EDU_DMA_RUN), EDU_DMA_POLL_US,
-				  EDU_DMA_TIMEOUT_US);
-}
-
-/* Is [@addr, @addr + @len) inside one DMA entry of @sgt? */
-static bool p2pt_sgt_covers(struct sg_table *sgt, u64 addr, u64 len)
-{
-	struct scatterlist *sg;
-	unsigned int i;
-
-	for_each_sgtable_dma_sg(sgt, sg, i) {
-		u64 start = sg_dma_address(sg);
-
-		if (addr >= start && addr - start <= sg_dma_len(sg) &&
-		    len <= sg_dma_len(sg) - (addr - start))
-			return true;
-	}
-	return false;
-}
-
-static int p2pt_dma_locked(struct p2pt_imported *im, const struct p2pt_dma *args,
-			   void *data)
-{
-	struct p2pt_importer *imp = im->imp;
-	u64 done, chunk;
-	int ret;
-
-	if (!im->sgt)
-		return -ENODEV;
-	/* TO_PEER: the device writes to the peer; FROM_PEER: it reads. */
-	if (im->dir != DMA_BIDIRECTIONAL &&
-	    im->dir != (args->dir == P2PT_DMA_TO_PEER ? DMA_FROM_DEVICE :
-							DMA_TO_DEVICE))
-		return -EPERM;
-	if (!p2pt_sgt_covers(im->sgt, args->dma_addr, args->len))
-		return -EINVAL;
-
-	if (args->dir == P2PT_DMA_TO_PEER)
-		memcpy(imp->bounce, data, args->len);
-	for (done = 0; done < args->len; done += chunk) {
-		u64 peer = args->dma_addr + done;
-		u64 bounce = imp->bounce_dma + done;
-
-		chunk = min_t(u64, args->len - done, EDU_DMA_CHUNK);
-		if (args->dir == P2PT_DMA_TO_PEER) {
-			ret = p2pt_edu_dma(imp, bounce, EDU_BUF_ADDR, chunk, 0);
-			if (!ret)
-				ret = p2pt_edu_dma(imp, EDU_BUF_ADDR, peer, chunk,
-						   EDU_DMA_TO_PCI);
-		} else {
-			ret = p2pt_edu_dma(imp, peer, EDU_BUF_ADDR, chunk, 0);
-			if (!ret)
-				ret = p2pt_edu_dma(imp, EDU_BUF_ADDR, bounce,
-						   chunk, EDU_DMA_TO_PCI);
-		}
-		if (ret)
-			return ret;
-	}
-	if (args->dir == P2PT_DMA_FROM_PEER)
-		memcpy(data, imp->bounce, args->len);
 	return 0;
 }
 
@@ -1066,7 +1254,7 @@ static int p2pt_ioctl_cpu(struct p2pt_file *pf, void __user *uarg)
 	}
 	ret = dma_resv_lock_interruptible(im->dmabuf->resv, NULL);
 	if (!ret) {
-		if (!iosys_map_is_set(&im->vmap))
+		if (!iosys_map_is_set(&im->vmap) || im->giveback_pending)
 			ret = -ENODEV;
 		else if (args.offset > im->dmabuf->size ||
 			 args.len > im->dmabuf->size - args.offset)
@@ -1082,6 +1270,29 @@ static int p2pt_ioctl_cpu(struct p2pt_file *pf, void __user *uarg)
 	p2pt_import_put(im);
 out:
 	return p2pt_xfer_buf_put(data, args.dir, args.user_ptr, args.len, ret);
+}
+
+/* P2PT_IOC_DMA_MASK: make the importer address less (or all again). */
+static int p2pt_ioctl_dma_mask(void __user *uarg)
+{
+	struct p2pt_importer *imp;
+	struct p2pt_dma_mask args;
+	int ret;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (!args.bits || args.bits > 64 || args.pad ||
+	    strnlen(args.bdf, P2PT_BDF_LEN) == P2PT_BDF_LEN)
+		return -EINVAL;
+	imp = p2pt_importer_get(args.bdf);
+	if (!imp)
+		return -ENODEV;
+	down_read(&imp->rwsem);
+	ret = imp->gone ? -ENODEV :
+	      dma_set_mask(&imp->pdev->dev, DMA_BIT_MASK(args.bits));
+	up_read(&imp->rwsem);
+	kref_put(&imp->kref, p2pt_importer_free);
+	return ret;
 }
 
 static int p2pt_importer_probe(struct pci_dev *pdev,
@@ -1203,6 +1414,8 @@ static long p2pt_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return p2pt_ioctl_revoke(uarg, true);
 	case P2PT_IOC_UNREVOKE:
 		return p2pt_ioctl_revoke(uarg, false);
+	case P2PT_IOC_DMA_MASK:
+		return p2pt_ioctl_dma_mask(uarg);
 	}
 
 	mutex_lock(&pf->lock);
@@ -1268,6 +1481,9 @@ static int __init p2pt_init(void)
 	BUILD_BUG_ON(P2PT_DIR_TO_DEVICE != DMA_TO_DEVICE);
 	BUILD_BUG_ON(P2PT_DIR_FROM_DEVICE != DMA_FROM_DEVICE);
 	BUILD_BUG_ON(P2PT_DMA_MAX > EDU_BUF_SIZE);
+	BUILD_BUG_ON(P2PT_LATE_LEN > EDU_DMA_CHUNK);
+
+	p2pt_fence_context = dma_fence_context_alloc(1);
 
 	ret = pci_register_driver(&p2pt_exporter_driver);
 	if (ret)

@@ -11,7 +11,8 @@
  * Importer ("p2p_test_importer", QEMU's edu device): IMPORT attaches a
  * dma-buf to an edu device and returns a handle local to the open file;
  * MAP, UNMAP, STATUS, DMA and RELEASE act on a handle. Closing the file
- * releases every handle it holds.
+ * releases every handle it holds. Imports can be slow partners of a revoke
+ * (give the mapping back later, hold a fence) to test that exporters wait.
  *
  * Both drivers have no ID table: bind them with driver_override.
  */
@@ -22,6 +23,9 @@
 #include <linux/types.h>
 
 #define P2PT_DEVICE		"/dev/p2p_dmabuf_test"
+/* "Y" when the dma-buf core pins around mappings (no DMABUF_MOVE_NOTIFY). */
+#define P2PT_PARAM_CORE_PINS_MAPS \
+	"/sys/module/p2p_dmabuf_test/parameters/core_pins_maps"
 #define P2PT_EXPORTER_DRIVER	"p2p_test_exporter"
 #define P2PT_IMPORTER_DRIVER	"p2p_test_importer"
 
@@ -79,15 +83,40 @@ struct p2pt_revoke {
 #define P2PT_IMPORT_DYNAMIC		0	/* move_notify unmaps */
 #define P2PT_IMPORT_PINNED_REVOCABLE	1	/* pins; move_notify unmaps, unpins */
 #define P2PT_IMPORT_PINNED		2	/* no move_notify, pins */
+#define P2PT_IMPORT_UNNOTIFIED		3	/* no move_notify, maps unpinned */
 
 /* Import flags. */
 #define P2PT_IMPORT_F_NO_P2P		0x1	/* allow_peer2peer = false */
+/*
+ * A slow partner: move_notify stops new transfers at once but gives the
+ * mapping, vmap and pin back @delay_ms later, from a workqueue.
+ */
+#define P2PT_IMPORT_F_DEFER		0x2
+/*
+ * A busy partner: each map adds an unsignalled fence to the dma-buf's
+ * reservation object (DMA_RESV_USAGE_BOOKKEEP), signalled @delay_ms after
+ * the next move_notify (or at release).
+ */
+#define P2PT_IMPORT_F_FENCE		0x4
+/*
+ * With P2PT_IMPORT_F_DEFER, the last transfers in flight: right before the
+ * deferred give-back, P2PT_LATE_LEN bytes of P2PT_LATE_BYTE are written by
+ * DMA at dma-buf offset 0 (if mapped) and through the CPU at dma-buf
+ * offset P2PT_LATE_CPU_OFF (if vmapped).
+ */
+#define P2PT_IMPORT_F_LATE_WRITE	0x8
+#define P2PT_IMPORT_FLAGS		0xf
+#define P2PT_LATE_BYTE			0x5a
+#define P2PT_LATE_LEN			2048
+#define P2PT_LATE_CPU_OFF		4096
+#define P2PT_DELAY_MAX_MS		10000
 
 /*
  * P2PT_IOC_IMPORT: attach dma-buf @fd to @bdf (bound to p2p_test_importer).
  * Errors: ENODEV no such importer, or the exporter is revoked; EINVAL bad
- * mode or flags, @fd not a dma-buf; EBADF; EOPNOTSUPP the exporter refuses
- * the attachment (no peer2peer) or the pin (non-revocable importer).
+ * mode or flags, @delay_ms above P2PT_DELAY_MAX_MS, @fd not a dma-buf;
+ * EBADF; EOPNOTSUPP the exporter refuses the attachment (no peer2peer, or
+ * a non-revocable importer) or the pin.
  */
 struct p2pt_import {
 	char bdf[P2PT_BDF_LEN];		/* in */
@@ -95,6 +124,8 @@ struct p2pt_import {
 	__u32 mode;			/* in */
 	__u32 flags;			/* in */
 	__u32 handle;			/* out, never 0 */
+	__u32 delay_ms;			/* in: F_DEFER, F_FENCE */
+	__u32 pad;
 };
 
 struct p2pt_entry {
@@ -130,6 +161,8 @@ struct p2pt_handle {
 #define P2PT_STATUS_REVOKED	0x4	/* our exporter's dma-bufs only */
 #define P2PT_STATUS_VMAPPED	0x8	/* P2PT_IOC_VMAP holds a CPU mapping */
 #define P2PT_STATUS_VMAP_IOMEM	0x10	/* ... of I/O memory */
+#define P2PT_STATUS_GIVEBACK	0x20	/* F_DEFER: give-back pending */
+#define P2PT_STATUS_FENCE	0x40	/* F_FENCE: a fence not signalled */
 
 /*
  * P2PT_IOC_STATUS. @exporter_maps and @exporter_pins: live mappings and
@@ -185,6 +218,18 @@ struct p2pt_cpu {
 	__u64 user_ptr;			/* buffer of @len bytes */
 };
 
+/*
+ * P2PT_IOC_DMA_MASK: set the streaming DMA mask of importer @bdf to @bits
+ * bits (its coherent buffer stays where it is). Restore 64 when done.
+ * Errors: ENODEV no such importer; EINVAL @bits not in 1..64; EIO the
+ * mask is not supported.
+ */
+struct p2pt_dma_mask {
+	char bdf[P2PT_BDF_LEN];
+	__u32 bits;
+	__u32 pad;
+};
+
 #define P2PT_IOC_MAGIC		0xd7
 #define P2PT_IOC_EXPORT		_IOWR(P2PT_IOC_MAGIC, 0, struct p2pt_export)
 #define P2PT_IOC_REVOKE		_IOW(P2PT_IOC_MAGIC, 1, struct p2pt_revoke)
@@ -198,5 +243,6 @@ struct p2pt_cpu {
 #define P2PT_IOC_VMAP		_IOW(P2PT_IOC_MAGIC, 9, struct p2pt_handle)
 #define P2PT_IOC_VUNMAP		_IOW(P2PT_IOC_MAGIC, 10, struct p2pt_handle)
 #define P2PT_IOC_CPU		_IOW(P2PT_IOC_MAGIC, 11, struct p2pt_cpu)
+#define P2PT_IOC_DMA_MASK	_IOW(P2PT_IOC_MAGIC, 12, struct p2pt_dma_mask)
 
 #endif /* _P2P_DMABUF_TEST_H */

@@ -17,17 +17,20 @@
  *
  * Locking: vdev->memory_lock (held for write to change the state of the
  * dma-bufs, and to add or remove one from vdev->dmabufs) nests outside
- * each dma-buf's reservation lock, which protects @revoked and @nr_users.
+ * each dma-buf's reservation lock, which protects @revoked and under which
+ * importers take users (mappings, vmaps). Users are given back with the
+ * lock held too, except that the revoke waits for the last of them without
+ * it: the kref and completion in struct vfio_pci_dma_buf.
  */
 #include <linux/dma-buf.h>
 #include <linux/dma-buf-mapping.h>
 #include <linux/dma-resv.h>
 #include <linux/file.h>
 #include <linux/iosys-map.h>
+#include <linux/kref.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
-#include <linux/wait_bit.h>
 
 #include "vfio_pci_priv.h"
 
@@ -40,9 +43,18 @@ struct vfio_pci_dma_buf {
 	struct list_head dmabufs_elm;	/* in vdev->dmabufs */
 	struct p2pdma_provider *provider;
 	size_t size;
+	int vmap_error;			/* why vmap is refused, or 0 */
 	/* Under the reservation lock. */
 	bool revoked;
-	unsigned int nr_users;		/* live DMA mappings and vmaps */
+	/*
+	 * One reference per live DMA mapping and vmap, plus one while not
+	 * revoked. A revoke drops that one and waits for @users_done, which
+	 * the release of the last reference completes; a restore re-arms
+	 * both. (kref_put() orders the count before complete(), and the
+	 * completion's lock orders it before the waiter: no missed wake-up.)
+	 */
+	struct kref users;
+	struct completion users_done;
 	u32 nr_ranges;
 	struct dma_buf_phys_vec phys_vec[] __counted_by(nr_ranges);
 };
@@ -56,6 +68,14 @@ static int vfio_pci_dma_buf_attach(struct dma_buf *dmabuf,
 	if (!attach->peer2peer)
 		return -EOPNOTSUPP;
 
+	/*
+	 * A revoke waits until every mapping is given back: an importer
+	 * that move_notify cannot reach would make it wait forever, whether
+	 * it pins or not.
+	 */
+	if (!dma_buf_attach_revocable(attach))
+		return -EOPNOTSUPP;
+
 	/* Unlocked: a revoke that races with us is caught at map time. */
 	if (READ_ONCE(priv->revoked))
 		return -ENODEV;
@@ -63,12 +83,15 @@ static int vfio_pci_dma_buf_attach(struct dma_buf *dmabuf,
 	return 0;
 }
 
+/*
+ * A pin cannot keep the BAR usable across a reset or memory disable, and
+ * grants nothing: only revocable importers get this far (see attach), and
+ * they give their mapping back on move_notify whether pinned or not. The
+ * callback makes the dma-buf dynamic; without CONFIG_DMABUF_MOVE_NOTIFY
+ * the core also calls it around every mapping.
+ */
 static int vfio_pci_dma_buf_pin(struct dma_buf_attachment *attach)
 {
-	/*
-	 * A pin cannot keep the BAR usable across a reset or memory disable.
-	 * Only importers that give their mapping back on move_notify may pin.
-	 */
 	if (!dma_buf_attach_revocable(attach))
 		return -EOPNOTSUPP;
 
@@ -79,12 +102,24 @@ static void vfio_pci_dma_buf_unpin(struct dma_buf_attachment *attach)
 {
 }
 
-static void vfio_pci_dma_buf_put_user(struct vfio_pci_dma_buf *priv)
+static void vfio_pci_dma_buf_users_done(struct kref *kref)
+{
+	struct vfio_pci_dma_buf *priv =
+		container_of(kref, struct vfio_pci_dma_buf, users);
+
+	complete(&priv->users_done);
+}
+
+/* A mapping or vmap is made; under the reservation lock, not revoked. */
+static void vfio_pci_dma_buf_get_user(struct vfio_pci_dma_buf *priv)
 {
 	dma_resv_assert_held(priv->dmabuf->resv);
+	kref_get(&priv->users);
+}
 
-	if (!--priv->nr_users)
-		wake_up_var(&priv->nr_users);
+static void vfio_pci_dma_buf_put_user(struct vfio_pci_dma_buf *priv)
+{
+	kref_put(&priv->users, vfio_pci_dma_buf_users_done);
 }
 
 static struct sg_table *
@@ -102,7 +137,7 @@ vfio_pci_dma_buf_map(struct dma_buf_attachment *attach,
 	sgt = dma_buf_phys_vec_to_sgt(attach, priv->provider, priv->phys_vec,
 				      priv->nr_ranges, priv->size, dir);
 	if (!IS_ERR(sgt))
-		priv->nr_users++;
+		vfio_pci_dma_buf_get_user(priv);
 
 	return sgt;
 }
@@ -122,7 +157,8 @@ static void vfio_pci_dma_buf_unmap(struct dma_buf_attachment *attach,
  * uncached kernel mapping of all the ranges, in order. The dma-buf core
  * calls this for the first dma_buf_vmap() only and vunmap for the last
  * dma_buf_vunmap(); importers drop their vmap in move_notify, and a revoke
- * waits for that like it waits for DMA mappings.
+ * waits for that like it waits for DMA mappings. Only ranges of a real BAR
+ * are mapped this way (see vfio_pci_dma_buf_vmap_check()).
  */
 static int vfio_pci_dma_buf_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
@@ -137,10 +173,12 @@ static int vfio_pci_dma_buf_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 	if (priv->revoked)
 		return -ENODEV;
 
-	if (npages > UINT_MAX)
-		return -E2BIG;
+	if (priv->vmap_error)
+		return priv->vmap_error;
 
-	pfns = kvmalloc_array(npages, sizeof(*pfns), GFP_KERNEL);
+	/* Bounded by the BAR's size, still possibly large: no warning. */
+	pfns = kvmalloc_array(npages, sizeof(*pfns),
+			      GFP_KERNEL | __GFP_NOWARN);
 	if (!pfns)
 		return -ENOMEM;
 
@@ -153,7 +191,7 @@ static int vfio_pci_dma_buf_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 	if (!vaddr)
 		return -ENOMEM;
 
-	priv->nr_users++;
+	vfio_pci_dma_buf_get_user(priv);
 	iosys_map_set_vaddr_iomem(map, (void __iomem *)vaddr);
 	return 0;
 }
@@ -196,6 +234,30 @@ static const struct dma_buf_ops vfio_pci_dmabuf_ops = {
 	.release = vfio_pci_dma_buf_release,
 };
 
+/*
+ * Where one range of a region [@start, @start + @len) lies in the physical
+ * address space: -EOVERFLOW if its start or end wraps, -EINVAL if it is
+ * empty or does not fit in the region.
+ */
+static int vfio_pci_dma_range_to_phys(const struct vfio_region_dma_range *range,
+				      phys_addr_t start, phys_addr_t len,
+				      struct dma_buf_phys_vec *vec)
+{
+	phys_addr_t paddr, end;
+
+	if (!range->length)
+		return -EINVAL;
+	if (check_add_overflow(start, range->offset, &paddr) ||
+	    check_add_overflow(paddr, range->length, &end))
+		return -EOVERFLOW;
+	if (range->offset > len || range->length > len - range->offset)
+		return -EINVAL;
+
+	vec->paddr = paddr;
+	vec->len = range->length;
+	return 0;
+}
+
 /**
  * vfio_pci_core_fill_phys_vec - turn user ranges into physical ranges
  * @phys_vec: the physical ranges, @nr_ranges of them, filled in
@@ -215,28 +277,15 @@ int vfio_pci_core_fill_phys_vec(struct dma_buf_phys_vec *phys_vec,
 				size_t nr_ranges, phys_addr_t start,
 				phys_addr_t len)
 {
-	phys_addr_t region_end, end;
 	size_t i;
-
-	if (check_add_overflow(start, len, &region_end))
-		return -EOVERFLOW;
+	int ret;
 
 	for (i = 0; i < nr_ranges; i++) {
-		if (!dma_ranges[i].length)
-			return -EINVAL;
-
-		if (check_add_overflow(start, dma_ranges[i].offset,
-				       &phys_vec[i].paddr) ||
-		    check_add_overflow(phys_vec[i].paddr,
-				       dma_ranges[i].length, &end))
-			return -EOVERFLOW;
-
-		if (end > region_end)
-			return -EINVAL;
-
-		phys_vec[i].len = dma_ranges[i].length;
+		ret = vfio_pci_dma_range_to_phys(&dma_ranges[i], start, len,
+						 &phys_vec[i]);
+		if (ret)
+			return ret;
 	}
-
 	return 0;
 }
 EXPORT_SYMBOL_GPL(vfio_pci_core_fill_phys_vec);
@@ -251,10 +300,13 @@ EXPORT_SYMBOL_GPL(vfio_pci_core_fill_phys_vec);
  * @nr_ranges: number of ranges
  *
  * The &vfio_pci_device_ops.get_dmabuf_phys of drivers whose regions are
- * the device's BARs.
+ * the device's BARs. Like an mmap of the BAR, claims the BAR for vfio-pci
+ * (pci_request_selected_regions()) until the device is closed, so that
+ * nothing else in the kernel can take it while importers reach it.
  *
  * Return: 0, -EINVAL if @region_index is not a memory BAR or a range does
- * not lie inside it, -EOVERFLOW if a range wraps.
+ * not lie inside it, -EOVERFLOW if a range wraps, or the error of claiming
+ * the BAR (-EBUSY if another driver holds it).
  */
 int vfio_pci_core_get_dmabuf_phys(struct vfio_pci_core_device *vdev,
 				  struct p2pdma_provider **provider,
@@ -264,14 +316,19 @@ int vfio_pci_core_get_dmabuf_phys(struct vfio_pci_core_device *vdev,
 				  size_t nr_ranges)
 {
 	struct pci_dev *pdev = vdev->pdev;
+	int ret;
 
 	*provider = pcim_p2pdma_provider(pdev, region_index);
 	if (!*provider)
 		return -EINVAL;
 
-	return vfio_pci_core_fill_phys_vec(phys_vec, dma_ranges, nr_ranges,
-					   pci_resource_start(pdev, region_index),
-					   pci_resource_len(pdev, region_index));
+	ret = vfio_pci_core_fill_phys_vec(phys_vec, dma_ranges, nr_ranges,
+					  pci_resource_start(pdev, region_index),
+					  pci_resource_len(pdev, region_index));
+	if (ret)
+		return ret;
+
+	return vfio_pci_core_setup_barmap(vdev, region_index);
 }
 EXPORT_SYMBOL_GPL(vfio_pci_core_get_dmabuf_phys);
 
@@ -298,18 +355,162 @@ static int vfio_pci_dma_buf_check_ranges(struct vfio_region_dma_range *ranges,
 	return 0;
 }
 
+/*
+ * CPU access maps the ranges uncached, which is only right for MMIO: refuse
+ * ranges outside the device's BAR @bar (a variant driver's region backed by
+ * cacheable memory, such as nvgrace-gpu's). The mapping's size comes from
+ * userspace and overlapping ranges can make it far larger than the BAR:
+ * a mapping larger than the BAR is refused too.
+ */
+static int vfio_pci_dma_buf_vmap_check(struct vfio_pci_dma_buf *priv,
+				       struct pci_dev *pdev, unsigned int bar)
+{
+	resource_size_t start = pci_resource_start(pdev, bar);
+	resource_size_t len = pci_resource_len(pdev, bar);
+	u32 i;
+
+	if (!(pci_resource_flags(pdev, bar) & IORESOURCE_MEM))
+		return -EOPNOTSUPP;
+
+	for (i = 0; i < priv->nr_ranges; i++) {
+		phys_addr_t paddr = priv->phys_vec[i].paddr;
+
+		if (paddr < start || paddr - start >= len ||
+		    priv->phys_vec[i].len > len - (paddr - start))
+			return -EOPNOTSUPP;
+	}
+
+	return priv->size > len ? -E2BIG : 0;
+}
+
 /* Can an importer use the device's MMIO now? Under memory_lock. */
 static bool vfio_pci_dma_buf_usable(struct vfio_pci_core_device *vdev)
 {
 	return !vdev->pm_runtime_engaged && __vfio_pci_memory_enabled(vdev);
 }
 
+/*
+ * The request of VFIO_DEVICE_FEATURE_DMA_BUF: the header in @get and the
+ * ranges, checked in the documented order, with the dma-buf's size. The
+ * ranges are freed by the caller.
+ */
+static struct vfio_region_dma_range *
+vfio_pci_dma_buf_copy_request(struct vfio_device_feature_dma_buf __user *arg,
+			      struct vfio_device_feature_dma_buf *get,
+			      size_t *size)
+{
+	struct vfio_region_dma_range *ranges;
+	int ret;
+
+	if (copy_from_user(get, arg, sizeof(*get)))
+		return ERR_PTR(-EFAULT);
+	if (!get->nr_ranges || get->flags)
+		return ERR_PTR(-EINVAL);
+	/* For PCI the region index is the BAR number. */
+	if (get->region_index >= VFIO_PCI_ROM_REGION_INDEX)
+		return ERR_PTR(-ENODEV);
+
+	ranges = memdup_array_user(&arg->dma_ranges, get->nr_ranges,
+				   sizeof(*ranges));
+	if (IS_ERR(ranges))
+		return ranges;
+
+	ret = vfio_pci_dma_buf_check_ranges(ranges, get->nr_ranges, size);
+	if (ret) {
+		kfree(ranges);
+		return ERR_PTR(ret);
+	}
+	return ranges;
+}
+
+/*
+ * The exporter's state for @ranges of region @region_index, translated by
+ * the driver; not yet visible to anyone.
+ */
+static struct vfio_pci_dma_buf *
+vfio_pci_dma_buf_alloc(struct vfio_pci_core_device *vdev,
+		       unsigned int region_index,
+		       struct vfio_region_dma_range *ranges, u32 nr_ranges,
+		       size_t size)
+{
+	struct vfio_pci_dma_buf *priv;
+	int ret;
+
+	/* Up to a few MiB for the largest lists memdup_array_user() takes. */
+	priv = kvzalloc(struct_size(priv, phys_vec, nr_ranges), GFP_KERNEL);
+	if (!priv)
+		return ERR_PTR(-ENOMEM);
+	priv->nr_ranges = nr_ranges;
+	priv->size = size;
+	INIT_LIST_HEAD(&priv->dmabufs_elm);
+	kref_init(&priv->users);
+	init_completion(&priv->users_done);
+
+	ret = vdev->pci_ops->get_dmabuf_phys(vdev, &priv->provider,
+					     region_index, priv->phys_vec,
+					     ranges, nr_ranges);
+	if (ret) {
+		kvfree(priv);
+		return ERR_PTR(ret);
+	}
+	priv->vmap_error = vfio_pci_dma_buf_vmap_check(priv, vdev->pdev,
+						       region_index);
+	return priv;
+}
+
+/*
+ * Wrap @priv in a dma-buf on the device's list, revoked if the memory is
+ * unusable now, and return its new fd. On success the dma-buf owns @priv
+ * and a registration reference of the device; on failure @priv is freed.
+ */
+static int vfio_pci_dma_buf_publish(struct vfio_pci_core_device *vdev,
+				    struct vfio_pci_dma_buf *priv,
+				    u32 open_flags)
+{
+	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+	int ret;
+
+	if (!vfio_device_try_get_registration(&vdev->vdev)) {
+		kvfree(priv);
+		return -ENODEV;
+	}
+	priv->vdev = vdev;
+
+	exp_info.ops = &vfio_pci_dmabuf_ops;
+	exp_info.size = priv->size;
+	exp_info.flags = open_flags;
+	exp_info.priv = priv;
+	priv->dmabuf = dma_buf_export(&exp_info);
+	if (IS_ERR(priv->dmabuf)) {
+		ret = PTR_ERR(priv->dmabuf);
+		vfio_device_put_registration(&vdev->vdev);
+		kvfree(priv);
+		return ret;
+	}
+
+	/* From here on dma_buf_put() releases priv and the registration. */
+	down_write(&vdev->memory_lock);
+	dma_resv_lock(priv->dmabuf->resv, NULL);
+	if (!vfio_pci_dma_buf_usable(vdev)) {
+		/* Revoked from the start: no reference for the live state. */
+		WRITE_ONCE(priv->revoked, true);
+		vfio_pci_dma_buf_put_user(priv);
+	}
+	list_add_tail(&priv->dmabufs_elm, &vdev->dmabufs);
+	dma_resv_unlock(priv->dmabuf->resv);
+	up_write(&vdev->memory_lock);
+
+	ret = dma_buf_fd(priv->dmabuf, open_flags);
+	if (ret < 0)
+		dma_buf_put(priv->dmabuf);
+	return ret;
+}
+
 int vfio_pci_core_feature_dma_buf(struct vfio_pci_core_device *vdev, u32 flags,
 				  struct vfio_device_feature_dma_buf __user *arg,
 				  size_t argsz)
 {
-	struct vfio_device_feature_dma_buf get = {};
-	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+	struct vfio_device_feature_dma_buf get;
 	struct vfio_region_dma_range *ranges;
 	struct vfio_pci_dma_buf *priv;
 	size_t size;
@@ -323,82 +524,17 @@ int vfio_pci_core_feature_dma_buf(struct vfio_pci_core_device *vdev, u32 flags,
 	if (ret != 1)
 		return ret;
 
-	if (copy_from_user(&get, arg, sizeof(get)))
-		return -EFAULT;
-
-	if (!get.nr_ranges || get.flags)
-		return -EINVAL;
-
-	/* For PCI the region index is the BAR number. */
-	if (get.region_index >= VFIO_PCI_ROM_REGION_INDEX)
-		return -ENODEV;
-
-	ranges = memdup_array_user(&arg->dma_ranges, get.nr_ranges,
-				   sizeof(*ranges));
+	ranges = vfio_pci_dma_buf_copy_request(arg, &get, &size);
 	if (IS_ERR(ranges))
 		return PTR_ERR(ranges);
 
-	ret = vfio_pci_dma_buf_check_ranges(ranges, get.nr_ranges, &size);
-	if (ret)
-		goto out_free_ranges;
-
-	/* Up to a few MiB for the largest lists memdup_array_user() takes. */
-	priv = kvzalloc(struct_size(priv, phys_vec, get.nr_ranges), GFP_KERNEL);
-	if (!priv) {
-		ret = -ENOMEM;
-		goto out_free_ranges;
-	}
-	priv->nr_ranges = get.nr_ranges;
-	priv->size = size;
-	INIT_LIST_HEAD(&priv->dmabufs_elm);
-
-	ret = vdev->pci_ops->get_dmabuf_phys(vdev, &priv->provider,
-					     get.region_index, priv->phys_vec,
-					     ranges, priv->nr_ranges);
-	if (ret)
-		goto out_free_priv;
-
+	priv = vfio_pci_dma_buf_alloc(vdev, get.region_index, ranges,
+				      get.nr_ranges, size);
 	kfree(ranges);
-	ranges = NULL;
+	if (IS_ERR(priv))
+		return PTR_ERR(priv);
 
-	if (!vfio_device_try_get_registration(&vdev->vdev)) {
-		ret = -ENODEV;
-		goto out_free_priv;
-	}
-	priv->vdev = vdev;
-
-	exp_info.ops = &vfio_pci_dmabuf_ops;
-	exp_info.size = priv->size;
-	exp_info.flags = get.open_flags;
-	exp_info.priv = priv;
-
-	priv->dmabuf = dma_buf_export(&exp_info);
-	if (IS_ERR(priv->dmabuf)) {
-		ret = PTR_ERR(priv->dmabuf);
-		goto out_put_registration;
-	}
-
-	/* From here on dma_buf_put() releases priv and the registration. */
-	down_write(&vdev->memory_lock);
-	dma_resv_lock(priv->dmabuf->resv, NULL);
-	WRITE_ONCE(priv->revoked, !vfio_pci_dma_buf_usable(vdev));
-	list_add_tail(&priv->dmabufs_elm, &vdev->dmabufs);
-	dma_resv_unlock(priv->dmabuf->resv);
-	up_write(&vdev->memory_lock);
-
-	/* On success the fd owns our reference. */
-	ret = dma_buf_fd(priv->dmabuf, get.open_flags);
-	if (ret < 0)
-		dma_buf_put(priv->dmabuf);
-	return ret;
-
-out_put_registration:
-	vfio_device_put_registration(&vdev->vdev);
-out_free_priv:
-	kvfree(priv);
-out_free_ranges:
-	kfree(ranges);
-	return ret;
+	return vfio_pci_dma_buf_publish(vdev, priv, get.open_flags);
 }
 
 /*
@@ -418,15 +554,25 @@ static void vfio_pci_dma_buf_set_revoked(struct vfio_pci_dma_buf *priv,
 		return;
 	}
 	WRITE_ONCE(priv->revoked, revoked);
-	if (revoked) {
-		dma_buf_move_notify(dmabuf);
-		dma_resv_wait_timeout(dmabuf->resv, DMA_RESV_USAGE_BOOKKEEP,
-				      false, MAX_SCHEDULE_TIMEOUT);
+	if (!revoked) {
+		/* Every user is gone: take the live reference again. */
+		kref_init(&priv->users);
+		reinit_completion(&priv->users_done);
+		dma_resv_unlock(dmabuf->resv);
+		return;
 	}
+
+	dma_buf_move_notify(dmabuf);
+	dma_resv_wait_timeout(dmabuf->resv, DMA_RESV_USAGE_BOOKKEEP, false,
+			      MAX_SCHEDULE_TIMEOUT);
 	dma_resv_unlock(dmabuf->resv);
 
-	if (revoked)
-		wait_var_event(&priv->nr_users, !READ_ONCE(priv->nr_users));
+	/*
+	 * Importers may give their mappings back after move_notify, from
+	 * another context: wait for the last one.
+	 */
+	vfio_pci_dma_buf_put_user(priv);
+	wait_for_completion(&priv->users_done);
 }
 
 /**
@@ -464,28 +610,37 @@ void vfio_pci_dma_buf_restore(struct vfio_pci_core_device *vdev)
 		vfio_pci_dma_buf_move(vdev, false);
 }
 
+/* Revoked @priv for good: no longer the device's; under memory_lock. */
+static void vfio_pci_dma_buf_orphan(struct vfio_pci_dma_buf *priv)
+{
+	struct vfio_pci_core_device *vdev = priv->vdev;
+
+	dma_resv_lock(priv->dmabuf->resv, NULL);
+	list_del_init(&priv->dmabufs_elm);
+	priv->vdev = NULL;
+	dma_resv_unlock(priv->dmabuf->resv);
+	vfio_device_put_registration(&vdev->vdev);
+}
+
 /**
  * vfio_pci_dma_buf_cleanup - revoke every dma-buf of a device for good
  * @vdev: the device, being closed
  *
  * The dma-bufs stay valid files; importers can neither attach nor map
- * them any more, and they no longer keep the device registered.
+ * them any more, and they no longer keep the device registered. A dma-buf
+ * whose file is already going away is left to its release, which unlinks
+ * it with the registration reference it still holds.
  */
 void vfio_pci_dma_buf_cleanup(struct vfio_pci_core_device *vdev)
 {
 	struct vfio_pci_dma_buf *priv, *tmp;
 
 	down_write(&vdev->memory_lock);
+	vfio_pci_dma_buf_move(vdev, true);
 	list_for_each_entry_safe(priv, tmp, &vdev->dmabufs, dmabufs_elm) {
 		if (!get_file_active(&priv->dmabuf->file))
 			continue;
-
-		vfio_pci_dma_buf_set_revoked(priv, true);
-		dma_resv_lock(priv->dmabuf->resv, NULL);
-		list_del_init(&priv->dmabufs_elm);
-		priv->vdev = NULL;
-		dma_resv_unlock(priv->dmabuf->resv);
-		vfio_device_put_registration(&vdev->vdev);
+		vfio_pci_dma_buf_orphan(priv);
 		fput(priv->dmabuf->file);
 	}
 	up_write(&vdev->memory_lock);

@@ -372,6 +372,21 @@ static inline void lab_pattern(void *buf, size_t len, uint64_t off, uint32_t see
 	}
 }
 
+/* Open file descriptors of this process (to see that nothing was made). */
+static inline int lab_nr_fds(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)))
+		n += d->d_name[0] != '.';
+	closedir(dir);
+	return n - 1;		/* not the one opendir() used */
+}
+
 /* A KTAP comment line on stderr: "# ..." */
 static inline void lab_note(const char *fmt, ...)
 {
@@ -480,6 +495,20 @@ static inline int lab_pci_bar(const char *bdf, int bar, uint64_t *start,
 	}
 	fclose(f);
 	return err;
+}
+
+/* A "Y"/"N" file such as a module parameter; false if unreadable. */
+static inline bool lab_read_bool(const char *path)
+{
+	char c = 'N';
+	FILE *f = fopen(path, "re");
+
+	if (f) {
+		if (fread(&c, 1, 1, f) != 1)
+			c = 'N';
+		fclose(f);
+	}
+	return c == 'Y' || c == 'y' || c == '1';
 }
 
 /* Is there an IOMMU in the guest (lab/run --iommu on)? */

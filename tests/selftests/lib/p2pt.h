@@ -89,16 +89,37 @@ static inline int p2pt_unrevoke(int dev, int fd)
 	return p2pt_ioctl(dev, P2PT_IOC_UNREVOKE, &args);
 }
 
-/* Import dma-buf @fd into importer @bdf; the handle (> 0) or -errno. */
-static inline int p2pt_import(int dev, const char *bdf, int fd, unsigned int mode,
-			      unsigned int flags)
+/*
+ * Import dma-buf @fd into importer @bdf, a slow partner after @delay_ms
+ * (P2PT_IMPORT_F_DEFER, _FENCE); the handle (> 0) or -errno.
+ */
+static inline int p2pt_import_slow(int dev, const char *bdf, int fd, unsigned int mode,
+				   unsigned int flags, unsigned int delay_ms)
 {
-	struct p2pt_import args = { .fd = fd, .mode = mode, .flags = flags };
+	struct p2pt_import args = {
+		.fd = fd, .mode = mode, .flags = flags, .delay_ms = delay_ms,
+	};
 	int ret;
 
 	snprintf(args.bdf, sizeof(args.bdf), "%s", bdf);
 	ret = p2pt_ioctl(dev, P2PT_IOC_IMPORT, &args);
 	return ret < 0 ? ret : (int)args.handle;
+}
+
+/* Import dma-buf @fd into importer @bdf; the handle (> 0) or -errno. */
+static inline int p2pt_import(int dev, const char *bdf, int fd, unsigned int mode,
+			      unsigned int flags)
+{
+	return p2pt_import_slow(dev, bdf, fd, mode, flags, 0);
+}
+
+/* Set importer @bdf's streaming DMA mask to @bits bits; 0 or -errno. */
+static inline int p2pt_dma_mask(int dev, const char *bdf, unsigned int bits)
+{
+	struct p2pt_dma_mask args = { .bits = bits };
+
+	snprintf(args.bdf, sizeof(args.bdf), "%s", bdf);
+	return p2pt_ioctl(dev, P2PT_IOC_DMA_MASK, &args);
 }
 
 static inline int p2pt_map(int dev, unsigned int handle, unsigned int dir,
@@ -290,6 +311,11 @@ struct p2pt_lab {
 	uint64_t bar_start, bar_size;	/* ivshmem BAR 2 (bus address) */
 	bool iommu;			/* an IOMMU translates DMA */
 	bool host_bridge_p2p;		/* the host bridge is allow-listed */
+	/*
+	 * The dma-buf core pins a dynamic exporter around every mapping
+	 * (CONFIG_DMABUF_MOVE_NOTIFY off): each live mapping is a pin too.
+	 */
+	bool core_pins_maps;
 	uint32_t seed;
 	int dma_debug_base[3];		/* resource mappings seen at set-up */
 };
@@ -330,6 +356,7 @@ static inline int p2pt_lab_setup_drivers(struct p2pt_lab *lab, const char * cons
 	lab->seed = (uint32_t)(ts.tv_nsec ^ ts.tv_sec ^ getpid());
 	lab->iommu = lab_iommu_present();
 	lab->host_bridge_p2p = lab_host_bridge_p2p();
+	lab->core_pins_maps = lab_read_bool(P2PT_PARAM_CORE_PINS_MAPS);
 
 	for (i = 0; i < 3; i++) {
 		if (!p2pt_orig.bdf[i][0]) {

@@ -126,8 +126,16 @@ TEST_F(errors, import_bad_input)
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, null);
 
-	EXPECT_EQ(-EINVAL, p2pt_import(lab->dev, lab->edu, fd, 3, 0));
-	EXPECT_EQ(-EINVAL, p2pt_import(lab->dev, lab->edu, fd, P2PT_IMPORT_DYNAMIC, 2));
+	EXPECT_EQ(-EINVAL, p2pt_import(lab->dev, lab->edu, fd, P2PT_IMPORT_UNNOTIFIED + 1, 0));
+	EXPECT_EQ(-EINVAL, p2pt_import(lab->dev, lab->edu, fd, P2PT_IMPORT_DYNAMIC,
+				       P2PT_IMPORT_FLAGS + 1));
+	/* Slow partners: revocable only, a bounded delay, a late write deferred. */
+	EXPECT_EQ(-EINVAL, p2pt_import_slow(lab->dev, lab->edu, fd, P2PT_IMPORT_PINNED,
+					    P2PT_IMPORT_F_DEFER, 10));
+	EXPECT_EQ(-EINVAL, p2pt_import_slow(lab->dev, lab->edu, fd, P2PT_IMPORT_DYNAMIC,
+					    P2PT_IMPORT_F_FENCE, P2PT_DELAY_MAX_MS + 1));
+	EXPECT_EQ(-EINVAL, p2pt_import_slow(lab->dev, lab->edu, fd, P2PT_IMPORT_DYNAMIC,
+					    P2PT_IMPORT_F_LATE_WRITE, 10));
 	EXPECT_EQ(-ENODEV, p2pt_import(lab->dev, lab->ivshmem, fd, P2PT_IMPORT_DYNAMIC, 0));
 	EXPECT_EQ(-ENODEV, p2pt_import(lab->dev, "0000:ff:1f.7", fd, P2PT_IMPORT_DYNAMIC, 0));
 	EXPECT_EQ(-EBADF, p2pt_import(lab->dev, lab->edu, -1, P2PT_IMPORT_DYNAMIC, 0));

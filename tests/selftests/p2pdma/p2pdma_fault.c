@@ -26,52 +26,9 @@
 #include <sched.h>
 #include "kselftest_harness.h"
 #include "p2pt_test.h"
+#include "finj.h"
 
 #define FAULT_MAX_N	1000
-#define DEBUGFS		"/sys/kernel/debug"
-
-/*
- * The text of a kernel function: from its address to the next text symbol
- * in /proc/kallsyms, for the fault-injection stack filters. With @prefix
- * set, from the lowest to the end of the highest function whose name
- * starts with @name. 0 or -errno.
- */
-static int kernel_text(const char *name, bool prefix, unsigned long long *start,
-		       unsigned long long *end)
-{
-	unsigned long long addr, lo = ~0ULL, hi = 0, next = ~0ULL;
-	char line[512], type, sym[256];
-	size_t len = strlen(name);
-	FILE *f;
-
-	f = fopen("/proc/kallsyms", "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		/* Kernel text only: module symbols have a "[module]" field. */
-		if (sscanf(line, "%llx %c %255s", &addr, &type, sym) != 3 ||
-		    (type != 't' && type != 'T') || strchr(line, '['))
-			continue;
-		if (prefix ? !strncmp(sym, name, len) : !strcmp(sym, name)) {
-			if (addr < lo)
-				lo = addr;
-			if (addr > hi)
-				hi = addr;
-		}
-	}
-	rewind(f);
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%llx %c %255s", &addr, &type, sym) == 3 &&
-		    addr > hi && addr < next && !strchr(line, '['))
-			next = addr;
-	}
-	fclose(f);
-	if (!hi || lo == ~0ULL || next == ~0ULL)
-		return -ENOENT;
-	*start = lo;
-	*end = next;
-	return 0;
-}
 
 /* The buffer of the fail-nth tests. */
 static const struct p2pt_range ranges[] = {
@@ -82,16 +39,9 @@ static const struct p2pt_range ranges[] = {
 };
 #define NR_RANGES (sizeof(ranges) / sizeof(ranges[0]))
 
-#define MAX_SAVED	24
-
 FIXTURE(fault) {
 	struct p2pt_lab lab;
-	struct {
-		char path[96];
-		char old[32];
-	} saved[MAX_SAVED];		/* fault-injection settings to restore */
-	unsigned int nr_saved;
-	int nth;			/* /proc/thread-self/fail-nth */
+	struct finj fi;
 	const char *importer;
 	unsigned int route;
 };
@@ -108,121 +58,18 @@ FIXTURE_VARIANT_ADD(fault, host_bridge) {
 	.importer = 2,
 };
 
-static int read_attr(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n <= 0)
-		return n < 0 ? -errno : -EIO;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
-/* Set debugfs attribute @attr (under DEBUGFS) to @val, saving the old value. */
-static int set_attr(FIXTURE_DATA(fault) *self, const char *attr, const char *val)
-{
-	char path[96];
-	unsigned int i;
-	int err;
-
-	snprintf(path, sizeof(path), "%s/%s", DEBUGFS, attr);
-	for (i = 0; i < self->nr_saved; i++)
-		if (!strcmp(self->saved[i].path, path))
-			break;
-	if (i == self->nr_saved) {
-		if (i == MAX_SAVED)
-			return -ENOSPC;
-		err = read_attr(path, self->saved[i].old, sizeof(self->saved[i].old));
-		if (err) {
-			lab_note("%s: %s", path, strerror(-err));
-			return err;
-		}
-		strcpy(self->saved[i].path, path);
-		self->nr_saved++;
-	}
-	err = lab_sysfs_write(path, val);
-	if (err)
-		lab_note("%s = %s: %s", path, val, strerror(-err));
-	return err;
-}
-
-static int restore_attrs(FIXTURE_DATA(fault) *self)
-{
-	int err, ret = 0;
-
-	while (self->nr_saved) {
-		self->nr_saved--;
-		err = lab_sysfs_write(self->saved[self->nr_saved].path,
-				      self->saved[self->nr_saved].old);
-		if (err && !ret)
-			ret = err;
-	}
-	return ret;
-}
-
-/*
- * Fault injection for fail-nth: sleeping allocations included, silent, and
- * kept out of DMA-API debugging (reject-start/end: the text of
- * debug_dma_*(), on the stack of its every allocation), which would switch
- * itself off for the rest of the boot when one of its allocations fails.
- */
-static int set_attrs(FIXTURE_DATA(fault) *self)
-{
-	static const char * const attrs[] = { "failslab", "fail_page_alloc" };
-	unsigned long long start, end;
-	char rs[32], re[32];
-	unsigned int i;
-	int err;
-
-	err = kernel_text("debug_dma_", true, &start, &end);
-	if (err) {
-		lab_note("debug_dma_* in /proc/kallsyms: %s", strerror(-err));
-		return err;
-	}
-	snprintf(rs, sizeof(rs), "%llu", start);
-	snprintf(re, sizeof(re), "%llu", end);
-	for (i = 0; i < 2; i++) {
-		char a[64];
-
-#define SET(name, val)							\
-		do {							\
-			snprintf(a, sizeof(a), "%s/%s", attrs[i], name); \
-			err = set_attr(self, a, val);			\
-			if (err)					\
-				return err;				\
-		} while (0)
-		SET("ignore-gfp-wait", "N");
-		SET("verbose", "0");
-		SET("reject-start", rs);
-		SET("reject-end", re);
-		if (i == 1)
-			SET("min-order", "0");
-#undef SET
-	}
-	return 0;
-}
-
 FIXTURE_SETUP(fault)
 {
-	self->nr_saved = 0;
-	self->nth = -1;
+	int err;
+
 	ASSERT_EQ(0, p2pt_lab_setup(&self->lab));
 	self->importer = variant->importer == 1 ? self->lab.edu : self->lab.edu2;
 	self->route = p2pt_lab_route(&self->lab, self->importer);
-	self->nth = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
-	if (self->nth < 0 || set_attrs(self)) {
-		restore_attrs(self);
+	err = finj_setup(&self->fi);
+	if (err) {
 		p2pt_lab_restore(&self->lab);
-		ASSERT_LE(0, self->nth) TH_LOG("fail-nth: %s (CONFIG_FAULT_INJECTION?)",
-					       strerror(errno));
-		ASSERT_TRUE(0) TH_LOG("cannot set up failslab/fail_page_alloc in debugfs");
+		ASSERT_EQ(0, err) TH_LOG("fault injection: %s (CONFIG_FAULT_INJECTION?)",
+					 strerror(-err));
 	}
 	TH_LOG("importer %s, route %s, IOMMU %s", self->importer,
 	       p2pt_route_name(self->route), self->lab.iommu ? "on" : "off");
@@ -230,33 +77,8 @@ FIXTURE_SETUP(fault)
 
 FIXTURE_TEARDOWN(fault)
 {
-	if (self->nth >= 0) {
-		pwrite(self->nth, "0", 1, 0);
-		close(self->nth);
-	}
-	EXPECT_EQ(0, restore_attrs(self));
+	EXPECT_EQ(0, finj_teardown(&self->fi));
 	EXPECT_EQ(0, p2pt_lab_restore(&self->lab));
-}
-
-/* Arm fail-nth: the @n-th fault point of this thread fails. */
-static int arm(FIXTURE_DATA(fault) *self, int n)
-{
-	char buf[16];
-	int len = snprintf(buf, sizeof(buf), "%d", n);
-
-	return pwrite(self->nth, buf, len, 0) == len ? 0 : -errno;
-}
-
-/* Disarm; the fault points left before the armed one (0: it fired). */
-static int disarm(FIXTURE_DATA(fault) *self)
-{
-	char buf[16] = "";
-	ssize_t n;
-
-	n = pread(self->nth, buf, sizeof(buf) - 1, 0);
-	if (pwrite(self->nth, "0", 1, 0) != 1 || n <= 0)
-		return -1;
-	return atoi(buf);
 }
 
 static bool same_mapping(unsigned int route, const struct p2pt_map *a,
@@ -304,10 +126,10 @@ TEST_F_TIMEOUT(fault, import_and_map, 900)
 
 	for (n = 1; n <= FAULT_MAX_N && !done; n++) {
 		/* Nothing but the two ioctls between arm and disarm. */
-		ASSERT_EQ(0, arm(self, n));
+		ASSERT_EQ(0, finj_arm(&self->fi, n));
 		h = p2pt_import(lab->dev, self->importer, fd, P2PT_IMPORT_DYNAMIC, 0);
 		ret = h > 0 ? p2pt_map(lab->dev, h, P2PT_DIR_BIDIRECTIONAL, &m) : h;
-		left = disarm(self);
+		left = finj_disarm(&self->fi);
 		ASSERT_LE(0, left);
 
 		if (!ret) {
@@ -360,13 +182,6 @@ TEST_F_TIMEOUT(fault, import_and_map, 900)
 	close(fd);
 }
 
-static long read_long(const char *path)
-{
-	char buf[32];
-
-	return read_attr(path, buf, sizeof(buf)) ? -1 : strtol(buf, NULL, 0);
-}
-
 /*
  * A dma_map_resource() failing in the middle of the range list: the helper
  * must undo the mappings it made. Only IOVA allocations fail (failslab with
@@ -398,7 +213,7 @@ TEST_F_TIMEOUT(fault, iova_failure_mid_list, 300)
 
 	if (self->route != P2PT_ROUTE_THRU_HOST_BRIDGE || !lab->iommu)
 		SKIP(return, "needs THRU_HOST_BRIDGE with the IOMMU (IOVAs)");
-	ASSERT_EQ(0, kernel_text("alloc_iova", false, &start, &end));
+	ASSERT_EQ(0, finj_kernel_text("alloc_iova", false, &start, &end));
 	snprintf(rs, sizeof(rs), "%llu", start);
 	snprintf(re, sizeof(re), "%llu", end);
 	/* One CPU: the per-CPU IOVA caches give back what was freed last. */
@@ -407,11 +222,11 @@ TEST_F_TIMEOUT(fault, iova_failure_mid_list, 300)
 	ASSERT_EQ(0, sched_setaffinity(0, sizeof(cpus), &cpus));
 	fail = open("/proc/self/make-it-fail", O_WRONLY | O_CLOEXEC);
 	ASSERT_LE(0, fail);
-	ASSERT_EQ(0, set_attr(self, "failslab/require-start", rs));
-	ASSERT_EQ(0, set_attr(self, "failslab/require-end", re));
-	ASSERT_EQ(0, set_attr(self, "failslab/task-filter", "Y"));
-	ASSERT_EQ(0, set_attr(self, "failslab/interval", "1"));
-	ASSERT_EQ(0, set_attr(self, "failslab/space", "0"));
+	ASSERT_EQ(0, finj_set_attr(&self->fi, "failslab/require-start", rs));
+	ASSERT_EQ(0, finj_set_attr(&self->fi, "failslab/require-end", re));
+	ASSERT_EQ(0, finj_set_attr(&self->fi, "failslab/task-filter", "Y"));
+	ASSERT_EQ(0, finj_set_attr(&self->fi, "failslab/interval", "1"));
+	ASSERT_EQ(0, finj_set_attr(&self->fi, "failslab/space", "0"));
 
 	for (l = 0; l < 2; l++) {
 		const struct p2pt_range *r = layouts[l];
@@ -425,13 +240,13 @@ TEST_F_TIMEOUT(fault, iova_failure_mid_list, 300)
 		ASSERT_EQ(0, p2pt_unmap(lab->dev, h));
 
 		/* 32-bit try, full-range try, retry after flushing the caches. */
-		ASSERT_EQ(0, set_attr(self, "failslab/times", "3"));
-		ASSERT_EQ(0, set_attr(self, "failslab/probability", "100"));
+		ASSERT_EQ(0, finj_set_attr(&self->fi, "failslab/times", "3"));
+		ASSERT_EQ(0, finj_set_attr(&self->fi, "failslab/probability", "100"));
 		ASSERT_EQ(1, write(fail, "1", 1));
 		ret = p2pt_map(lab->dev, h, P2PT_DIR_BIDIRECTIONAL, &m);
 		ASSERT_EQ(1, write(fail, "0", 1));
-		ASSERT_EQ(0, set_attr(self, "failslab/probability", "0"));
-		times = read_long(DEBUGFS "/failslab/times");
+		ASSERT_EQ(0, finj_set_attr(&self->fi, "failslab/probability", "0"));
+		times = finj_read_long(DEBUGFS "/failslab/times");
 
 		EXPECT_EQ(-ENOMEM, ret) TH_LOG("layout %d: map %s", l, strerror(-ret));
 		EXPECT_GE(1, times) TH_LOG("layout %d: %ld of 3 IOVA faults not used", l, times);
@@ -467,9 +282,9 @@ TEST_F_TIMEOUT(fault, export, 600)
 	int n, fd, left, done = 0, failed = 0, absorbed = 0;
 
 	for (n = 1; n <= FAULT_MAX_N && !done; n++) {
-		ASSERT_EQ(0, arm(self, n));
+		ASSERT_EQ(0, finj_arm(&self->fi, n));
 		fd = p2pt_export(lab->dev, lab->ivshmem, IVSHMEM_BAR, ranges, NR_RANGES, NULL);
-		left = disarm(self);
+		left = finj_disarm(&self->fi);
 		ASSERT_LE(0, left);
 		if (fd >= 0) {
 			if (left > 0)

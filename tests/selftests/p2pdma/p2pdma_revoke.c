@@ -159,7 +159,10 @@ TEST_F(revoke, pinned_revocable)
 	p2pt_check_status(_metadata, lab, obs, 0, 1, 0, 0);
 }
 
-/* An importer without move_notify cannot pin (nor map) an MMIO dma-buf. */
+/*
+ * An importer without move_notify cannot attach to an MMIO dma-buf, whether
+ * it would pin it or map it unpinned: a revoke could not take it back.
+ */
 TEST_F(revoke, pinned_non_revocable_refused)
 {
 	struct p2pt_lab *lab = &self->lab;
@@ -168,6 +171,9 @@ TEST_F(revoke, pinned_non_revocable_refused)
 	obs = p2pt_import(lab->dev, lab->edu2, self->fd, P2PT_IMPORT_DYNAMIC, 0);
 	ASSERT_LT(0, obs);
 	h = p2pt_import(lab->dev, lab->edu, self->fd, P2PT_IMPORT_PINNED, 0);
+	EXPECT_EQ(-EOPNOTSUPP, h);
+	p2pt_check_status(_metadata, lab, obs, 0, 0, 0, 0);
+	h = p2pt_import(lab->dev, lab->edu, self->fd, P2PT_IMPORT_UNNOTIFIED, 0);
 	EXPECT_EQ(-EOPNOTSUPP, h);
 	p2pt_check_status(_metadata, lab, obs, 0, 0, 0, 0);
 	/* Refused the same way again: no state left by the first try. */

@@ -47,21 +47,6 @@ FIXTURE_TEARDOWN(errors)
 	vdb_lab_restore(&self->l);
 }
 
-/* Open file descriptors of this process (to see that nothing was made). */
-static int nr_fds(void)
-{
-	struct dirent *d;
-	DIR *dir = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir)))
-		n += d->d_name[0] != '.';
-	closedir(dir);
-	return n;
-}
-
 static int export1(struct vdb_lab *l, uint32_t region, uint64_t off, uint64_t len)
 {
 	return vdb_export1(l->v.device, region, off, len);
@@ -86,7 +71,7 @@ TEST_F(errors, probe)
 		struct vfio_region_dma_range r;
 	} buf = { .d = { .region_index = IVSHMEM_BAR, .nr_ranges = 1 },
 		  .r = { .offset = 0, .length = PAGE } };
-	int dev = self->l.v.device, n = nr_fds();
+	int dev = self->l.v.device, n = lab_nr_fds();
 
 	ASSERT_LT(0, n);
 	EXPECT_EQ(0, vdb_feature(dev, PROBE | DMA_BUF_FEATURE, NULL, 0));
@@ -95,7 +80,7 @@ TEST_F(errors, probe)
 	EXPECT_EQ(0, vdb_feature(dev, PROBE | GET | DMA_BUF_FEATURE, &buf, sizeof(buf)));
 	EXPECT_EQ(-EINVAL, vdb_feature(dev, PROBE | SET | DMA_BUF_FEATURE, NULL, 0));
 	EXPECT_EQ(-EINVAL, vdb_feature(dev, PROBE | SET | DMA_BUF_FEATURE, &buf, sizeof(buf)));
-	EXPECT_EQ(n, nr_fds());
+	EXPECT_EQ(n, lab_nr_fds());
 }
 
 /* GET only: SET, no operation, GET|SET and a short argsz are refused. */
@@ -106,7 +91,7 @@ TEST_F(errors, feature_flags)
 		struct vfio_region_dma_range r;
 	} buf = { .d = { .region_index = IVSHMEM_BAR, .nr_ranges = 1 },
 		  .r = { .offset = 0, .length = PAGE } };
-	int dev = self->l.v.device, n = nr_fds(), fd;
+	int dev = self->l.v.device, n = lab_nr_fds(), fd;
 
 	EXPECT_EQ(-EINVAL, vdb_feature(dev, SET | DMA_BUF_FEATURE, &buf, sizeof(buf)));
 	EXPECT_EQ(-EINVAL, vdb_feature(dev, DMA_BUF_FEATURE, &buf, sizeof(buf)));
@@ -115,7 +100,7 @@ TEST_F(errors, feature_flags)
 	EXPECT_EQ(-EINVAL, vdb_feature(dev, GET | DMA_BUF_FEATURE, &buf, 0));
 	EXPECT_EQ(-EINVAL, vdb_feature(dev, GET | DMA_BUF_FEATURE, &buf,
 				       sizeof(buf.d) - 1));
-	EXPECT_EQ(n, nr_fds());
+	EXPECT_EQ(n, lab_nr_fds());
 
 	/* The same request with GET works, also with a larger argsz. */
 	fd = vdb_feature(dev, GET | DMA_BUF_FEATURE, &buf, sizeof(buf));
@@ -129,7 +114,7 @@ TEST_F(errors, feature_flags)
 		check_size(_metadata, fd, PAGE);
 		close(fd);
 	}
-	EXPECT_EQ(n, nr_fds());
+	EXPECT_EQ(n, lab_nr_fds());
 }
 
 /*
@@ -141,7 +126,7 @@ TEST_F(errors, efault)
 {
 	struct vfio_device_feature *f;
 	struct vfio_device_feature_dma_buf *d;
-	int dev = self->l.v.device, n = nr_fds();
+	int dev = self->l.v.device, n = lab_nr_fds();
 	uint8_t *mem, *end;
 
 	mem = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -201,7 +186,7 @@ TEST_F(errors, efault)
 	EXPECT_EQ(-1, ioctl(dev, VFIO_DEVICE_FEATURE, NULL));
 	EXPECT_EQ(EFAULT, errno);
 	munmap(mem, 2 * PAGE);
-	EXPECT_EQ(n, nr_fds());
+	EXPECT_EQ(n, lab_nr_fds());
 }
 
 /* nr_ranges, flags and region_index, and the order they are checked in. */
@@ -212,7 +197,7 @@ TEST_F(errors, bad_request)
 		VFIO_PCI_ROM_REGION_INDEX, VFIO_PCI_VGA_REGION_INDEX,
 		VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_NUM_REGIONS, 0xffffffff,
 	};
-	int dev = self->l.v.device, n = nr_fds(), ret;
+	int dev = self->l.v.device, n = lab_nr_fds(), ret;
 	unsigned int i;
 
 	EXPECT_EQ(-EINVAL, vdb_export_raw(dev, IVSHMEM_BAR, O_CLOEXEC, 0, &r, 0));
@@ -251,7 +236,7 @@ TEST_F(errors, bad_request)
 		ret = vdb_feature(dev, GET | DMA_BUF_FEATURE, &buf, sizeof(buf));
 		EXPECT_TRUE(ret == -ENOMEM || ret == -EFAULT) TH_LOG("got %d", ret);
 	}
-	EXPECT_EQ(n, nr_fds());
+	EXPECT_EQ(n, lab_nr_fds());
 }
 
 /* Bad ranges of ivshmem BAR 2 (16 MiB) and of its other BARs. */
@@ -260,7 +245,7 @@ TEST_F(errors, bad_ranges)
 	struct vdb_lab *l = &self->l;
 	uint64_t size = l->lab.bar_size;
 	struct vfio_region_dma_range r[3];
-	int dev = l->v.device, n = nr_fds();
+	int dev = l->v.device, n = lab_nr_fds();
 
 	ASSERT_EQ(16ULL << 20, size);
 	EXPECT_EQ(-EINVAL, export1(l, IVSHMEM_BAR, 0, 0));		/* empty */
@@ -312,7 +297,7 @@ TEST_F(errors, bad_ranges)
 	r[2] = (struct vfio_region_dma_range){ 0, 1ULL << 63 };
 	EXPECT_EQ(-EINVAL, vdb_export(dev, IVSHMEM_BAR, r, 3));
 	EXPECT_EQ(-EINVAL, vdb_export(dev, IVSHMEM_BAR, &r[1], 2));
-	EXPECT_EQ(n, nr_fds());
+	EXPECT_EQ(n, lab_nr_fds());
 }
 
 /* What is accepted, and the size of the dma-buf (the sum of the lengths). */
@@ -321,7 +306,7 @@ TEST_F(errors, accepted_shapes)
 	struct vdb_lab *l = &self->l;
 	uint64_t size = l->lab.bar_size;
 	struct vfio_region_dma_range r[256];
-	int dev = l->v.device, n = nr_fds(), fd, fds[32];
+	int dev = l->v.device, n = lab_nr_fds(), fd, fds[32];
 	unsigned int i;
 
 	/* The last page of the BAR, the whole BAR. */
@@ -384,7 +369,7 @@ TEST_F(errors, accepted_shapes)
 		close(fds[i]);
 	for (i = 1; i < 32; i += 2)
 		close(fds[i]);
-	EXPECT_EQ(n, nr_fds());
+	EXPECT_EQ(n, lab_nr_fds());
 }
 
 /* open_flags reach the new fd: O_CLOEXEC or not. */
@@ -415,10 +400,10 @@ TEST_F(errors, open_flags)
 TEST_F(errors, no_fd_left)
 {
 	struct rlimit old, lim;
-	int n = nr_fds(), fd, ret;
+	int n = lab_nr_fds(), fd, ret;
 
 	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &old));
-	/* Room for nr_fds()'s own directory fd, not for a dma-buf. */
+	/* Room for lab_nr_fds()'s own directory fd, not for a dma-buf. */
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, fd);
 	close(fd);
@@ -430,7 +415,7 @@ TEST_F(errors, no_fd_left)
 	EXPECT_EQ(-EMFILE, ret);
 	if (ret >= 0)
 		close(ret);
-	EXPECT_EQ(n, nr_fds());
+	EXPECT_EQ(n, lab_nr_fds());
 }
 
 /*
@@ -453,8 +438,14 @@ TEST_F_TIMEOUT(errors, importer_policy, 120)
 	EXPECT_EQ(-EOPNOTSUPP, p2pt_import(l->lab.dev, l->imp, fd,
 					   P2PT_IMPORT_PINNED_REVOCABLE, P2PT_IMPORT_F_NO_P2P));
 	EXPECT_EQ(-EOPNOTSUPP, p2pt_import(l->lab.dev, l->imp, fd, P2PT_IMPORT_PINNED, 0));
+	/*
+	 * Without move_notify and without a pin: refused at attach, since a
+	 * revoke could never take its mapping back.
+	 */
+	EXPECT_EQ(-EOPNOTSUPP, p2pt_import(l->lab.dev, l->imp, fd, P2PT_IMPORT_UNNOTIFIED, 0));
 	/* Refused the same way again: no state left by the first tries. */
 	EXPECT_EQ(-EOPNOTSUPP, p2pt_import(l->lab.dev, l->imp, fd, P2PT_IMPORT_PINNED, 0));
+	EXPECT_EQ(-EOPNOTSUPP, p2pt_import(l->lab.dev, l->imp, fd, P2PT_IMPORT_UNNOTIFIED, 0));
 
 	hp = p2pt_import(l->lab.dev, l->imp, fd, P2PT_IMPORT_PINNED_REVOCABLE, 0);
 	ASSERT_LT(0, hp) TH_LOG("import pinned revocable: %s", strerror(-hp));
@@ -488,6 +479,161 @@ TEST_F_TIMEOUT(errors, importer_policy, 120)
 }
 
 /* An I/O-port BAR (pci-testdev BAR 1) is not exported; its MEM BAR 0 is. */
+/*
+ * Is [@start, @start + @len) claimed by "vfio" in /proc/iomem (a busy
+ * region under the BAR's own entry)? 1, 0, or -errno.
+ */
+static int iomem_claimed(uint64_t start, uint64_t len)
+{
+	unsigned long long s, e;
+	char line[256], name[64];
+	FILE *f = fopen("/proc/iomem", "re");
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " %llx-%llx : %63[^\n]", &s, &e, name) != 3)
+			continue;
+		if (s == start && e == start + len - 1 && !strcmp(name, "vfio"))
+			found = 1;
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * Exporting claims the BAR for vfio-pci, as an mmap of it does: from the
+ * first dma-buf until the device is closed, nothing else can request it.
+ */
+TEST_F(errors, bar_claimed)
+{
+	struct vdb_lab *l = &self->l;
+	uint64_t start = l->lab.bar_start, size = l->lab.bar_size;
+	int fd;
+
+	ASSERT_EQ(0, iomem_claimed(start, size)) TH_LOG("BAR claimed before any export");
+	/* Bad input claims nothing. */
+	EXPECT_EQ(-EINVAL, export1(l, IVSHMEM_BAR, size, PAGE));
+	EXPECT_EQ(0, iomem_claimed(start, size));
+
+	fd = export1(l, IVSHMEM_BAR, 0, PAGE);
+	ASSERT_LE(0, fd) TH_LOG("export: %s", strerror(-fd));
+	EXPECT_EQ(1, iomem_claimed(start, size)) TH_LOG("BAR not claimed by the export");
+	/* Like an mmap's claim, it lasts until the device is closed. */
+	close(fd);
+	EXPECT_EQ(1, iomem_claimed(start, size));
+	fd = export1(l, IVSHMEM_BAR, PAGE, PAGE);
+	ASSERT_LE(0, fd) TH_LOG("second export: %s", strerror(-fd));
+	close(fd);
+	lab_vfio_close(&l->v);
+	EXPECT_EQ(0, iomem_claimed(start, size)) TH_LOG("BAR still claimed after close");
+}
+
+/*
+ * CPU access (vmap) is bounded by the BAR: overlapping ranges can make a
+ * dma-buf far larger (up to 262144 x the BAR, 4 TiB here), which is
+ * refused with E2BIG, without a warning, and leaves the dma-buf usable.
+ */
+TEST_F_TIMEOUT(errors, vmap_bounds, 180)
+{
+	struct vdb_lab *l = &self->l;
+	uint64_t size = l->lab.bar_size;
+	uint32_t nr = 4 * 1024 * 1024 / sizeof(struct vfio_region_dma_range), i;
+	struct vfio_region_dma_range r[2] = { { 0, size }, { 0, size } };
+	struct vfio_region_dma_range *big;
+	int fd, h;
+
+	/* The whole BAR: the largest CPU mapping. */
+	fd = vdb_export(l->v.device, IVSHMEM_BAR, r, 1);
+	ASSERT_LE(0, fd) TH_LOG("export: %s", strerror(-fd));
+	h = p2pt_import(l->lab.dev, l->imp, fd, P2PT_IMPORT_DYNAMIC, 0);
+	ASSERT_LT(0, h);
+	EXPECT_EQ(0, p2pt_vmap(l->lab.dev, h));
+	vdb_check_cpu_to_peer(_metadata, l, h, size - PAGE, size - PAGE, 512);
+	EXPECT_EQ(0, p2pt_release(l->lab.dev, h));
+	close(fd);
+
+	/* Twice the BAR. */
+	fd = vdb_export(l->v.device, IVSHMEM_BAR, r, 2);
+	ASSERT_LE(0, fd) TH_LOG("export: %s", strerror(-fd));
+	h = p2pt_import(l->lab.dev, l->imp, fd, P2PT_IMPORT_DYNAMIC, 0);
+	ASSERT_LT(0, h);
+	EXPECT_EQ(-E2BIG, p2pt_vmap(l->lab.dev, h));
+	vdb_check_status(_metadata, l, h, 0, 0);
+	EXPECT_EQ(0, p2pt_release(l->lab.dev, h));
+	close(fd);
+
+	/* The largest list, each range the whole BAR. */
+	big = calloc(nr, sizeof(*big));
+	ASSERT_NE(NULL, big);
+	for (i = 0; i < nr; i++)
+		big[i] = r[0];
+	fd = vdb_export(l->v.device, IVSHMEM_BAR, big, nr);
+	free(big);
+	check_size(_metadata, fd, (uint64_t)nr * size);
+	h = p2pt_import(l->lab.dev, l->imp, fd, P2PT_IMPORT_DYNAMIC, 0);
+	ASSERT_LT(0, h);
+	EXPECT_EQ(-E2BIG, p2pt_vmap(l->lab.dev, h));
+	EXPECT_EQ(-E2BIG, p2pt_vmap(l->lab.dev, h));
+	vdb_check_status(_metadata, l, h, 0, 0);
+	EXPECT_EQ(0, p2pt_release(l->lab.dev, h));
+	close(fd);
+}
+
+/*
+ * An importer that cannot address the BAR: where nothing translates (bus
+ * addresses, or the host bridge without an IOMMU) the map fails with
+ * EINVAL instead of truncating the address or warning; behind an IOMMU
+ * the IOVA is made to fit the mask. The full mask makes it work again.
+ */
+static void check_dma_mask(struct __test_metadata *_metadata, struct vdb_lab *l,
+			   const char *imp, int fd)
+{
+	unsigned int route = p2pt_lab_route(&l->lab, imp);
+	unsigned int bits = 63 - __builtin_clzll(l->lab.bar_start);
+	uint64_t mask = (1ULL << bits) - 1;
+	struct p2pt_map m;
+	int h, ret;
+
+	if (route == P2PT_ROUTE_NOT_SUPPORTED)
+		return;
+	h = p2pt_import(l->lab.dev, imp, fd, P2PT_IMPORT_DYNAMIC, 0);
+	ASSERT_LT(0, h);
+	ASSERT_EQ(0, p2pt_dma_mask(l->lab.dev, imp, bits));
+	ret = p2pt_map(l->lab.dev, h, P2PT_DIR_BIDIRECTIONAL, &m);
+	if (!l->lab.iommu) {
+		EXPECT_EQ(-EINVAL, ret) TH_LOG("%s (%s) with a %u-bit mask, BAR at 0x%llx",
+					       imp, p2pt_route_name(route), bits,
+					       (unsigned long long)l->lab.bar_start);
+		vdb_check_status(_metadata, l, h, 0, 0);
+	} else {
+		ASSERT_EQ(0, ret) TH_LOG("%s behind the IOMMU: %s", imp, strerror(-ret));
+		EXPECT_GE(mask, m.entries[0].dma_addr + m.entries[0].len - 1);
+		EXPECT_EQ(0, p2pt_unmap(l->lab.dev, h));
+	}
+	ASSERT_EQ(0, p2pt_dma_mask(l->lab.dev, imp, 64));
+	ret = p2pt_map(l->lab.dev, h, P2PT_DIR_BIDIRECTIONAL, &m);
+	EXPECT_EQ(0, ret) TH_LOG("%s with the full mask: %s", imp, strerror(-ret));
+	if (!ret && !l->lab.iommu)
+		EXPECT_EQ(l->lab.bar_start, m.entries[0].dma_addr);
+	EXPECT_EQ(0, p2pt_release(l->lab.dev, h));
+	p2pt_check_no_resource_maps(_metadata, &l->lab, imp);
+}
+
+TEST_F_TIMEOUT(errors, dma_mask, 120)
+{
+	struct vdb_lab *l = &self->l;
+	int fd = export1(l, IVSHMEM_BAR, 0, 0x10000);
+
+	ASSERT_LE(0, fd) TH_LOG("export: %s", strerror(-fd));
+	check_dma_mask(_metadata, l, l->imp, fd);
+	/* Without an IOMMU, edu2 reaches ivshmem through the host bridge. */
+	if (!l->lab.iommu)
+		check_dma_mask(_metadata, l, l->lab.edu2, fd);
+	close(fd);
+}
+
 TEST_F_TIMEOUT(errors, io_port_bar, 120)
 {
 	const char *bdf = p2pt_orig_bdf("testdev");

@@ -17,7 +17,9 @@
  * PM D3hot and PCIe FLR need a device with those capabilities: the lab's
  * NVMe (its CMB, BAR 2); no lab device has AF FLR.
  */
+#include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include "kselftest_harness.h"
 #include "vfio_dmabuf.h"
 
@@ -30,6 +32,7 @@ FIXTURE(revoke) {
 	int h;				/* dynamic import: mapped, vmapped */
 	int hp;				/* pinned revocable import: mapped */
 	int obs;			/* dynamic import that never maps */
+	char pm_control[8];		/* ivshmem's runtime PM setting, to restore */
 };
 
 FIXTURE_VARIANT(revoke) {
@@ -68,10 +71,35 @@ FIXTURE_SETUP(revoke)
 		       l->imp, p2pt_route_name(l->route));
 }
 
+/*
+ * Runtime PM of ivshmem: allowed ("auto", which vfio-pci sets when it
+ * binds) or forbidden ("on", the PCI default); the old value in @old.
+ */
+static int runtime_pm(struct vdb_lab *l, const char *control, char old[8])
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/power/control",
+		 l->lab.ivshmem);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (!fgets(old, 8, f))
+		old[0] = '\0';
+	old[strcspn(old, "\n")] = '\0';
+	fclose(f);
+	return lab_sysfs_write(path, control);
+}
+
 FIXTURE_TEARDOWN(revoke)
 {
+	char old[8];
+
 	if (self->fd >= 0)
 		close(self->fd);
+	if (self->pm_control[0])
+		runtime_pm(&self->l, self->pm_control, old);
 	vdb_lab_restore(&self->l);
 }
 
@@ -282,6 +310,52 @@ TEST_F_TIMEOUT(revoke, low_power, 180)
 	ret = vdb_low_power(&l->v, false);
 	ASSERT_EQ(0, ret) TH_LOG("LOW_POWER_EXIT: %s", strerror(-ret));
 	check_restored(_metadata, self, 1);
+	check_clean(_metadata, self);
+}
+
+/*
+ * Low power with a wake-up eventfd: revoked on entry; once the device has
+ * really suspended (runtime PM allowed), any access through VFIO wakes it,
+ * which signals the eventfd and ends the low power state, and the dma-bufs
+ * are usable again without LOW_POWER_EXIT.
+ */
+TEST_F_TIMEOUT(revoke, low_power_wakeup, 180)
+{
+	struct vdb_lab *l = &self->l;
+	struct vfio_device_low_power_entry_with_wakeup w = { 0 };
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	struct pollfd pfd;
+	uint64_t n = 0;
+	int efd, ret;
+
+	/* Runtime PM must be allowed for the device to really suspend. */
+	ret = runtime_pm(l, "auto", self->pm_control);
+	if (ret == -ENOENT)
+		SKIP(return, "no runtime PM in this kernel (CONFIG_PM)");
+	ASSERT_EQ(0, ret);
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ASSERT_LE(0, efd);
+	w.wakeup_eventfd = efd;
+	arm(_metadata, self, 0);
+	ret = vdb_feature(l->v.device, VFIO_DEVICE_FEATURE_SET |
+			  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, &w, sizeof(w));
+	ASSERT_EQ(0, ret) TH_LOG("LOW_POWER_ENTRY_WITH_WAKEUP: %s", strerror(-ret));
+	/* Importers do not wake the device. */
+	check_revoked(_metadata, self, 1);
+	EXPECT_EQ(-1, read(efd, &n, sizeof(n)));
+	EXPECT_EQ(EAGAIN, errno);
+
+	/* An ioctl on the device wakes it. */
+	ASSERT_EQ(0, ioctl(l->v.device, VFIO_DEVICE_GET_INFO, &info));
+	pfd = (struct pollfd){ .fd = efd, .events = POLLIN };
+	ASSERT_EQ(1, poll(&pfd, 1, 5000)) TH_LOG("no wake-up on the eventfd");
+	ASSERT_EQ(sizeof(n), read(efd, &n, sizeof(n)));
+	EXPECT_EQ(1, n);
+	check_restored(_metadata, self, 1);
+	/* The wake-up ended low power: an exit now changes nothing. */
+	EXPECT_EQ(0, vdb_low_power(&l->v, false));
+	vdb_check_status(_metadata, l, self->h, 0, 1);
+	close(efd);
 	check_clean(_metadata, self);
 }
 
