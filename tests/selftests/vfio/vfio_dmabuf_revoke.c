@@ -92,6 +92,28 @@ static int runtime_pm(struct vdb_lab *l, const char *control, char old[8])
 	return lab_sysfs_write(path, control);
 }
 
+/* Wait up to @ms for ivshmem's runtime PM status to read @want. */
+static bool runtime_status_is(struct vdb_lab *l, const char *want, int ms)
+{
+	char path[PATH_MAX], buf[32];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/power/runtime_status",
+		 l->lab.ivshmem);
+	for (; ms >= 0; ms -= 10) {
+		f = fopen(path, "re");
+		if (f) {
+			if (!fgets(buf, sizeof(buf), f))
+				buf[0] = '\0';
+			fclose(f);
+			if (!strncmp(buf, want, strlen(want)))
+				return true;
+		}
+		usleep(10000);
+	}
+	return false;
+}
+
 FIXTURE_TEARDOWN(revoke)
 {
 	char old[8];
@@ -340,8 +362,12 @@ TEST_F_TIMEOUT(revoke, low_power_wakeup, 180)
 	ret = vdb_feature(l->v.device, VFIO_DEVICE_FEATURE_SET |
 			  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, &w, sizeof(w));
 	ASSERT_EQ(0, ret) TH_LOG("LOW_POWER_ENTRY_WITH_WAKEUP: %s", strerror(-ret));
+	/* The runtime suspend may come after the ioctl returns. */
+	ASSERT_TRUE(runtime_status_is(l, "suspended", 5000))
+		TH_LOG("ivshmem did not runtime-suspend in low power");
 	/* Importers do not wake the device. */
 	check_revoked(_metadata, self, 1);
+	EXPECT_TRUE(runtime_status_is(l, "suspended", 0));
 	EXPECT_EQ(-1, read(efd, &n, sizeof(n)));
 	EXPECT_EQ(EAGAIN, errno);
 
