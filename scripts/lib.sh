@@ -7,7 +7,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 BUILD=${BUILD:-$TOP/build}
 # The kernel build directory: the lab kernel, or another configuration of
-# the same tree (scripts/mkkernel-variant).
+# the same tree (make kernel-nmn).
 KBUILD_OUT=${KBUILD_OUT:-$BUILD/kbuild}
 CACHE=${P2P_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/p2p-dmabuf}
 
