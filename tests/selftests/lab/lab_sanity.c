@@ -5,6 +5,7 @@
  * host file that backs that BAR. If this fails, no P2P test result from
  * the lab can be trusted.
  */
+#include <pthread.h>
 #include <time.h>
 #include "kselftest_harness.h"
 #include "lab.h"
@@ -103,6 +104,88 @@ TEST(nvme_cmb_is_published_p2pmem)
 	ASSERT_EQ(1, fscanf(f, "%d", &published));
 	fclose(f);
 	EXPECT_EQ(1, published);
+}
+
+/*
+ * edu2's registers, read by one vCPU while another toggles ivshmem's
+ * memory decode. Every toggle changes QEMU's memory map; QEMU 7.2's
+ * multi-threaded TCG then routes some of the reader's MMIO accesses to the
+ * wrong region for a moment (the liveness register reads back a wrong
+ * value; the guest's own LAPIC accesses are misrouted the same way, and
+ * QEMU may crash). lab/run runs TCG single-threaded to avoid it; with
+ * LAB_TCG_THREAD=multi this test fails.
+ */
+#define DECODE_TOGGLES 1000
+
+struct mmio_reader {
+	volatile uint32_t *regs;
+	volatile int stop;
+	unsigned long reads, wrong, cpu;
+};
+
+static void *mmio_reader(void *arg)
+{
+	struct mmio_reader *r = arg;
+	cpu_set_t cpus;
+	uint32_t v;
+
+	CPU_ZERO(&cpus);
+	CPU_SET(r->cpu, &cpus);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+	while (!r->stop) {
+		v = (uint32_t)r->reads * 2654435761u;
+		r->regs[EDU_REG_LIVENESS / 4] = v;
+		if (r->regs[EDU_REG_LIVENESS / 4] != ~v ||
+		    (r->regs[EDU_REG_ID / 4] & 0xffff) != 0xed)
+			r->wrong++;
+		r->reads++;
+	}
+	return NULL;
+}
+
+TEST(mmio_routing_survives_decode_toggles)
+{
+	struct mmio_reader r = { .cpu = 1 };
+	char ivshmem[LAB_BDF_LEN], edu2[LAB_BDF_LEN];
+	struct vfio_region_info bar;
+	struct lab_vfio iv, e2;
+	uint16_t cmd;
+	cpu_set_t cpus;
+	pthread_t thread;
+	void *map;
+	int i;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "needs two CPUs");
+	ASSERT_EQ(0, lab_pci_find("ivshmem", ivshmem));
+	ASSERT_EQ(0, lab_pci_find("edu2", edu2));
+	ASSERT_EQ(0, lab_vfio_open_group(&iv, ivshmem));
+	ASSERT_EQ(0, lab_vfio_open_group(&e2, edu2));
+	ASSERT_EQ(0, lab_vfio_region(&e2, EDU_BAR, &bar));
+	map = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, e2.device, bar.offset);
+	ASSERT_NE(MAP_FAILED, map) TH_LOG("mmap of edu2 BAR 0: %s", strerror(errno));
+	r.regs = map;
+	ASSERT_EQ(0, lab_vfio_config_read16(&iv, PCI_COMMAND, &cmd));
+	ASSERT_TRUE(cmd & PCI_COMMAND_MEMORY);
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(cpus), &cpus));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, mmio_reader, &r));
+	for (i = 0; i < DECODE_TOGGLES; i++) {
+		if (lab_vfio_config_write16(&iv, PCI_COMMAND, cmd & ~PCI_COMMAND_MEMORY) ||
+		    lab_vfio_config_write16(&iv, PCI_COMMAND, cmd))
+			break;
+	}
+	r.stop = 1;
+	pthread_join(thread, NULL);
+	EXPECT_EQ(DECODE_TOGGLES, i) TH_LOG("a PCI_COMMAND write failed");
+	EXPECT_EQ(0, lab_vfio_config_write16(&iv, PCI_COMMAND, cmd));
+	TH_LOG("%d decode toggles, %lu edu2 register round trips", i, r.reads);
+	EXPECT_LT(0, r.reads);
+	EXPECT_EQ(0, r.wrong) TH_LOG("edu2 register reads routed elsewhere");
+	munmap(map, bar.size);
+	lab_vfio_close(&e2);
+	lab_vfio_close(&iv);
 }
 
 FIXTURE(ivshmem) {
