@@ -217,4 +217,64 @@ static inline int finj_disarm(struct finj *fi)
 	return atoi(buf);
 }
 
+/*
+ * A sweep over the fault points of one operation: run it with its first,
+ * second, ... fault point failing, until a run passes all of its fault
+ * points without reaching the armed one, or @max runs.
+ *
+ *	finj_sweep_start(&s, fi, max);
+ *	while (finj_sweep_next(&s)) {
+ *		ret = the operation, nothing else;
+ *		ASSERT_LE(0, finj_sweep_end(&s, ret));
+ *		... check the success or the failure of run s.n ...
+ *	}
+ *	ASSERT_EQ(0, s.err);
+ */
+struct finj_sweep {
+	struct finj *fi;
+	int max;
+	int n;		/* the fault point armed in this run */
+	int left;	/* fault points left before it (0: it fired) */
+	int points;	/* fault points of the operation, once done */
+	int failed;	/* runs in which the operation failed */
+	int absorbed;	/* runs that succeeded although the fault fired */
+	bool done;	/* a run passed every fault point */
+	int err;	/* arming or disarming failed */
+};
+
+static inline void finj_sweep_start(struct finj_sweep *s, struct finj *fi, int max)
+{
+	memset(s, 0, sizeof(*s));
+	s->fi = fi;
+	s->max = max;
+}
+
+/* Arm the next fault point; false when the sweep is over (or s->err). */
+static inline bool finj_sweep_next(struct finj_sweep *s)
+{
+	if (s->done || s->err || s->n >= s->max)
+		return false;
+	s->err = finj_arm(s->fi, ++s->n);
+	return !s->err;
+}
+
+/* Disarm and count the run whose operation returned @ret (0 or -errno). */
+static inline int finj_sweep_end(struct finj_sweep *s, int ret)
+{
+	s->left = finj_disarm(s->fi);
+	if (s->left < 0) {
+		s->err = -EIO;
+		return s->err;
+	}
+	if (ret < 0) {
+		s->failed++;
+	} else if (s->left > 0) {
+		s->done = true;
+		s->points = s->n - 1;
+	} else {
+		s->absorbed++;
+	}
+	return 0;
+}
+
 #endif /* P2P_FINJ_H */

@@ -107,8 +107,8 @@ static bool clean_errno(int err)
 TEST_F_TIMEOUT(fault, import_and_map, 900)
 {
 	struct p2pt_lab *lab = &self->lab;
-	int n, fd, h, ret, left, done = 0, leak_n = 0;
-	int import_fail = 0, map_fail = 0, absorbed = 0;
+	int n, fd, h, ret, leak_n = 0, import_fail = 0, map_fail = 0;
+	struct finj_sweep s;
 	struct p2pt_map ref, m;
 	struct p2pt_status st;
 
@@ -124,20 +124,15 @@ TEST_F_TIMEOUT(fault, import_and_map, 900)
 	ASSERT_EQ(NR_RANGES, ref.nents);
 	ASSERT_EQ(0, p2pt_release(lab->dev, h));
 
-	for (n = 1; n <= FAULT_MAX_N && !done; n++) {
+	finj_sweep_start(&s, &self->fi, FAULT_MAX_N);
+	while (finj_sweep_next(&s)) {
 		/* Nothing but the two ioctls between arm and disarm. */
-		ASSERT_EQ(0, finj_arm(&self->fi, n));
 		h = p2pt_import(lab->dev, self->importer, fd, P2PT_IMPORT_DYNAMIC, 0);
 		ret = h > 0 ? p2pt_map(lab->dev, h, P2PT_DIR_BIDIRECTIONAL, &m) : h;
-		left = finj_disarm(&self->fi);
-		ASSERT_LE(0, left);
+		ASSERT_EQ(0, finj_sweep_end(&s, ret));
+		n = s.n;
 
 		if (!ret) {
-			/* Not reached: every fault point of the path was tried. */
-			if (left > 0)
-				done = n;
-			else
-				absorbed++;
 			EXPECT_TRUE(same_mapping(self->route, &ref, &m)) TH_LOG("N=%d", n);
 			EXPECT_EQ(0, p2pt_release(lab->dev, h));
 			if (!leak_n && p2pt_lab_new_resources(lab, self->importer) > 0)
@@ -145,7 +140,7 @@ TEST_F_TIMEOUT(fault, import_and_map, 900)
 			continue;
 		}
 		/* A failure must come from the injected fault, cleanly. */
-		EXPECT_EQ(0, left) TH_LOG("N=%d: %s without a fault", n, strerror(-ret));
+		EXPECT_EQ(0, s.left) TH_LOG("N=%d: %s without a fault", n, strerror(-ret));
 		EXPECT_TRUE(clean_errno(ret)) TH_LOG("N=%d: %s failed with %s", n,
 						     h > 0 ? "map" : "import", strerror(-ret));
 		if (h <= 0) {
@@ -172,11 +167,12 @@ TEST_F_TIMEOUT(fault, import_and_map, 900)
 		if (!leak_n && p2pt_lab_new_resources(lab, self->importer) > 0)
 			leak_n = n;
 	}
+	ASSERT_EQ(0, s.err);
 	TH_LOG("%s: %d fault points: %d import failures, %d map failures, %d absorbed",
-	       p2pt_route_name(self->route), done - 1, import_fail, map_fail, absorbed);
+	       p2pt_route_name(self->route), s.points, import_fail, map_fail, s.absorbed);
 	EXPECT_EQ(0, leak_n) TH_LOG("dma_map_resource() mappings left after N=%d", leak_n);
 	p2pt_check_no_resource_maps(_metadata, lab, self->importer);
-	EXPECT_LT(0, done) TH_LOG("still failing after %d fault points", FAULT_MAX_N);
+	EXPECT_TRUE(s.done) TH_LOG("still failing after %d fault points", FAULT_MAX_N);
 	EXPECT_LT(0, import_fail);
 	EXPECT_LT(0, map_fail);
 	close(fd);
@@ -279,33 +275,30 @@ TEST_F_TIMEOUT(fault, iova_failure_mid_list, 300)
 TEST_F_TIMEOUT(fault, export, 600)
 {
 	struct p2pt_lab *lab = &self->lab;
-	int n, fd, left, done = 0, failed = 0, absorbed = 0;
+	struct finj_sweep s;
+	int fd;
 
-	for (n = 1; n <= FAULT_MAX_N && !done; n++) {
-		ASSERT_EQ(0, finj_arm(&self->fi, n));
+	finj_sweep_start(&s, &self->fi, FAULT_MAX_N);
+	while (finj_sweep_next(&s)) {
 		fd = p2pt_export(lab->dev, lab->ivshmem, IVSHMEM_BAR, ranges, NR_RANGES, NULL);
-		left = finj_disarm(&self->fi);
-		ASSERT_LE(0, left);
+		ASSERT_EQ(0, finj_sweep_end(&s, fd < 0 ? fd : 0));
 		if (fd >= 0) {
-			if (left > 0)
-				done = n;
-			else
-				absorbed++;
 			close(fd);
 			continue;
 		}
-		failed++;
-		EXPECT_EQ(0, left) TH_LOG("N=%d: %s without a fault", n, strerror(-fd));
+		EXPECT_EQ(0, s.left) TH_LOG("N=%d: %s without a fault", s.n, strerror(-fd));
 		EXPECT_TRUE(fd == -ENOMEM || fd == -ENFILE || fd == -EMFILE)
-			TH_LOG("N=%d: export failed with %s", n, strerror(-fd));
+			TH_LOG("N=%d: export failed with %s", s.n, strerror(-fd));
 		fd = p2pt_export(lab->dev, lab->ivshmem, IVSHMEM_BAR, ranges, NR_RANGES, NULL);
-		EXPECT_LE(0, fd) TH_LOG("N=%d: export after the fault: %s", n, strerror(-fd));
+		EXPECT_LE(0, fd) TH_LOG("N=%d: export after the fault: %s", s.n, strerror(-fd));
 		if (fd >= 0)
 			close(fd);
 	}
-	TH_LOG("export: %d fault points: %d failures, %d absorbed", done - 1, failed, absorbed);
-	EXPECT_LT(0, done);
-	EXPECT_LT(0, failed);
+	ASSERT_EQ(0, s.err);
+	TH_LOG("export: %d fault points: %d failures, %d absorbed", s.points, s.failed,
+	       s.absorbed);
+	EXPECT_TRUE(s.done);
+	EXPECT_LT(0, s.failed);
 }
 
 TEST_HARNESS_MAIN

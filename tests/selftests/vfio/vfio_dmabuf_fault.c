@@ -64,33 +64,30 @@ static void check_nothing_left(struct __test_metadata *_metadata, FIXTURE_DATA(f
 TEST_F_TIMEOUT(fault, export, 600)
 {
 	struct vdb_lab *l = &self->l;
-	int n, fd, left, done = 0, failed = 0, absorbed = 0;
+	struct finj_sweep s;
+	int fd;
 
-	for (n = 1; n <= FAULT_MAX_N && !done; n++) {
-		ASSERT_EQ(0, finj_arm(&self->fi, n));
+	finj_sweep_start(&s, &self->fi, FAULT_MAX_N);
+	while (finj_sweep_next(&s)) {
 		fd = vdb_export(l->v.device, IVSHMEM_BAR, ranges, NR_RANGES);
-		left = finj_disarm(&self->fi);
-		ASSERT_LE(0, left);
+		ASSERT_EQ(0, finj_sweep_end(&s, fd < 0 ? fd : 0));
 		if (fd >= 0) {
-			if (left > 0)
-				done = n;
-			else
-				absorbed++;
 			close(fd);
 			continue;
 		}
-		failed++;
-		EXPECT_EQ(0, left) TH_LOG("N=%d: %s without a fault", n, strerror(-fd));
+		EXPECT_EQ(0, s.left) TH_LOG("N=%d: %s without a fault", s.n, strerror(-fd));
 		EXPECT_TRUE(fd == -ENOMEM || fd == -EBUSY)
-			TH_LOG("N=%d: export failed with %s", n, strerror(-fd));
+			TH_LOG("N=%d: export failed with %s", s.n, strerror(-fd));
 		fd = vdb_export(l->v.device, IVSHMEM_BAR, ranges, NR_RANGES);
-		EXPECT_LE(0, fd) TH_LOG("N=%d: export after the fault: %s", n, strerror(-fd));
+		EXPECT_LE(0, fd) TH_LOG("N=%d: export after the fault: %s", s.n, strerror(-fd));
 		if (fd >= 0)
 			close(fd);
 	}
-	TH_LOG("export: %d fault points: %d failures, %d absorbed", done - 1, failed, absorbed);
-	EXPECT_LT(0, done);
-	EXPECT_LT(0, failed);
+	ASSERT_EQ(0, s.err);
+	TH_LOG("export: %d fault points: %d failures, %d absorbed", s.points, s.failed,
+	       s.absorbed);
+	EXPECT_TRUE(s.done);
+	EXPECT_LT(0, s.failed);
 	check_nothing_left(_metadata, self);
 }
 
@@ -98,40 +95,36 @@ TEST_F_TIMEOUT(fault, export, 600)
 TEST_F_TIMEOUT(fault, import_and_vmap, 600)
 {
 	struct vdb_lab *l = &self->l;
-	int n, fd, h, ret, left, done = 0, failed = 0, absorbed = 0;
+	struct finj_sweep s;
+	int fd, h, ret;
 
 	fd = vdb_export(l->v.device, IVSHMEM_BAR, ranges, NR_RANGES);
 	ASSERT_LE(0, fd) TH_LOG("export: %s", strerror(-fd));
-	for (n = 1; n <= FAULT_MAX_N && !done; n++) {
-		ASSERT_EQ(0, finj_arm(&self->fi, n));
+	finj_sweep_start(&s, &self->fi, FAULT_MAX_N);
+	while (finj_sweep_next(&s)) {
 		h = p2pt_import(l->lab.dev, l->imp, fd, P2PT_IMPORT_DYNAMIC, 0);
 		ret = h > 0 ? p2pt_vmap(l->lab.dev, h) : h;
-		left = finj_disarm(&self->fi);
-		ASSERT_LE(0, left);
+		ASSERT_EQ(0, finj_sweep_end(&s, ret));
 		if (!ret) {
-			if (left > 0)
-				done = n;
-			else
-				absorbed++;
 			vdb_check_cpu_to_peer(_metadata, l, h, 0x1000, 0x400000, 256);
 			EXPECT_EQ(0, p2pt_release(l->lab.dev, h));
 			continue;
 		}
-		failed++;
-		EXPECT_EQ(0, left) TH_LOG("N=%d: %s without a fault", n, strerror(-ret));
-		EXPECT_EQ(-ENOMEM, ret) TH_LOG("N=%d: %s failed with %s", n,
+		EXPECT_EQ(0, s.left) TH_LOG("N=%d: %s without a fault", s.n, strerror(-ret));
+		EXPECT_EQ(-ENOMEM, ret) TH_LOG("N=%d: %s failed with %s", s.n,
 					       h > 0 ? "vmap" : "import", strerror(-ret));
 		if (h > 0) {
 			/* The failed vmap left nothing behind; the next one works. */
 			vdb_check_status(_metadata, l, h, 0, 0);
-			EXPECT_EQ(0, p2pt_vmap(l->lab.dev, h)) TH_LOG("N=%d", n);
+			EXPECT_EQ(0, p2pt_vmap(l->lab.dev, h)) TH_LOG("N=%d", s.n);
 			EXPECT_EQ(0, p2pt_release(l->lab.dev, h));
 		}
 	}
-	TH_LOG("import and vmap: %d fault points: %d failures, %d absorbed", done - 1, failed,
-	       absorbed);
-	EXPECT_LT(0, done);
-	EXPECT_LT(0, failed);
+	ASSERT_EQ(0, s.err);
+	TH_LOG("import and vmap: %d fault points: %d failures, %d absorbed", s.points,
+	       s.failed, s.absorbed);
+	EXPECT_TRUE(s.done);
+	EXPECT_LT(0, s.failed);
 	/* A revoke does not wait for a vmap that a failure left counted. */
 	EXPECT_EQ(0, vdb_memory(&l->v, false));
 	EXPECT_EQ(0, vdb_memory(&l->v, true));
