@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * uAPI of the p2p_dmabuf_test module (tests/modules/p2p_dmabuf_test.c),
+ * uAPI of the p2p_dmabuf_test module (tests/modules/p2pt_*.c),
  * shared with the lab kselftests. Ioctls on the misc device
  * /dev/p2p_dmabuf_test.
  *
@@ -219,8 +219,8 @@ struct p2pt_cpu {
 };
 
 /*
- * P2PT_IOC_DMA_MASK: set the streaming DMA mask of importer @bdf to @bits
- * bits (its coherent buffer stays where it is). Restore 64 when done.
+ * P2PT_IOC_DMA_MASK: give importer @bdf a streaming DMA mask @bits wide
+ * (its coherent buffer stays where it is). Restore 64 when done.
  * Errors: ENODEV no such importer; EINVAL @bits not in 1..64; EIO the
  * mask is not supported.
  */
