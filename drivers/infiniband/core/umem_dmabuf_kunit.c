@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KUnit tests for CPU dma-buf umems (ib_umem_dmabuf_get_cpu()), included by
+ * umem_dmabuf.c: an access reaches the exporter's vmap at the umem's
+ * offset; move_notify waits for the accesses in flight and drops the vmap;
+ * the next access maps again, or fails with the exporter's error once it
+ * has revoked the buffer; a static exporter gets a static attachment.
+ */
+#include <kunit/test.h>
+#include <linux/completion.h>
+#include <linux/fdtable.h>
+#include <linux/file.h>
+#include <linux/kthread.h>
+
+#define UMEM_TEST_SIZE	(4 * PAGE_SIZE)
+
+struct umem_test_exporter {
+	u8 *backing;
+	int vmaps;		/* live vmaps */
+	int vmap_calls;
+	bool revoked;
+};
+
+static int umem_test_pin(struct dma_buf_attachment *attach)
+{
+	return 0;
+}
+
+static void umem_test_unpin(struct dma_buf_attachment *attach)
+{
+}
+
+static struct sg_table *umem_test_map(struct dma_buf_attachment *attach,
+				      enum dma_data_direction dir)
+{
+	return ERR_PTR(-EOPNOTSUPP);	/* CPU umems never DMA-map */
+}
+
+static void umem_test_unmap(struct dma_buf_attachment *attach,
+			    struct sg_table *sgt, enum dma_data_direction dir)
+{
+}
+
+static int umem_test_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	struct umem_test_exporter *exp = dmabuf->priv;
+
+	if (exp->revoked)
+		return -ENODEV;
+	iosys_map_set_vaddr(map, exp->backing);
+	exp->vmaps++;
+	exp->vmap_calls++;
+	return 0;
+}
+
+static void umem_test_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	struct umem_test_exporter *exp = dmabuf->priv;
+
+	exp->vmaps--;
+}
+
+static void umem_test_release(struct dma_buf *dmabuf)
+{
+}
+
+static const struct dma_buf_ops umem_test_dynamic_ops = {
+	.pin = umem_test_pin,
+	.unpin = umem_test_unpin,
+	.map_dma_buf = umem_test_map,
+	.unmap_dma_buf = umem_test_unmap,
+	.vmap = umem_test_vmap,
+	.vunmap = umem_test_vunmap,
+	.release = umem_test_release,
+};
+
+/* No pin: a static exporter, like udmabuf and the dma-heaps. */
+static const struct dma_buf_ops umem_test_static_ops = {
+	.map_dma_buf = umem_test_map,
+	.unmap_dma_buf = umem_test_unmap,
+	.vmap = umem_test_vmap,
+	.vunmap = umem_test_vunmap,
+	.release = umem_test_release,
+};
+
+struct umem_test {
+	struct umem_test_exporter exp;
+	struct ib_device *ibdev;
+	struct dma_buf *dmabuf;
+	int fd;
+};
+
+static int umem_test_setup(struct kunit *test, const struct dma_buf_ops *ops)
+{
+	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+	struct umem_test *t = test->priv;
+
+	t->exp.backing = kunit_kzalloc(test, UMEM_TEST_SIZE, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, t->exp.backing);
+	/* Only &ibdev->dev is used, as the attachment's device. */
+	t->ibdev = kunit_kzalloc(test, sizeof(*t->ibdev), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, t->ibdev);
+	exp_info.ops = ops;
+	exp_info.size = UMEM_TEST_SIZE;
+	exp_info.flags = O_RDWR;
+	exp_info.priv = &t->exp;
+	t->dmabuf = dma_buf_export(&exp_info);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(t->dmabuf));
+	t->fd = dma_buf_fd(t->dmabuf, O_CLOEXEC);
+	KUNIT_ASSERT_GE(test, t->fd, 0);
+	return 0;
+}
+
+static int umem_test_init(struct kunit *test)
+{
+	struct umem_test *t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
+
+	if (!t)
+		return -ENOMEM;
+	t->fd = -1;
+	test->priv = t;
+	return 0;
+}
+
+static void umem_test_exit(struct kunit *test)
+{
+	struct umem_test *t = test->priv;
+
+	if (t->fd >= 0)
+		close_fd(t->fd);	/* drops the dma-buf */
+	flush_delayed_fput();
+}
+
+/* An access reaches the exporter's memory at the umem's offset. */
+static void umem_cpu_access_at_offset(struct kunit *test)
+{
+	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf *umem;
+	struct iosys_map map;
+
+	umem_test_setup(test, &umem_test_dynamic_ops);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, PAGE_SIZE, 2 * PAGE_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 1);	/* mapped at registration */
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
+	iosys_map_memset(&map, 16, 0xab, 8);
+	ib_umem_dmabuf_cpu_end(umem);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[PAGE_SIZE + 16], 0xab);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[16], 0);
+	ib_umem_release(&umem->umem);
+	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+}
+
+struct umem_test_notifier {
+	struct dma_buf *dmabuf;
+	struct completion done;
+};
+
+static int umem_test_notify_thread(void *arg)
+{
+	struct umem_test_notifier *n = arg;
+
+	dma_resv_lock(n->dmabuf->resv, NULL);
+	dma_buf_move_notify(n->dmabuf);
+	dma_resv_unlock(n->dmabuf->resv);
+	complete(&n->done);
+	return 0;
+}
+
+/*
+ * move_notify returns only when the access in flight has ended, and the
+ * vmap is gone then; the next access maps again.
+ */
+static void umem_cpu_move_notify_waits(struct kunit *test)
+{
+	struct umem_test *t = test->priv;
+	struct umem_test_notifier n;
+	struct ib_umem_dmabuf *umem;
+	struct task_struct *task;
+	struct iosys_map map;
+
+	umem_test_setup(test, &umem_test_dynamic_ops);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
+
+	n.dmabuf = t->dmabuf;
+	init_completion(&n.done);
+	task = kthread_run(umem_test_notify_thread, &n, "umem-notify");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	/* The access is still open: move_notify must not have returned. */
+	KUNIT_EXPECT_EQ(test, wait_for_completion_timeout(&n.done, HZ / 2), 0);
+	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 1);
+	ib_umem_dmabuf_cpu_end(umem);
+	KUNIT_EXPECT_NE(test, wait_for_completion_timeout(&n.done, 10 * HZ), 0);
+	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+
+	/* Mapped again on the next access. */
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
+	ib_umem_dmabuf_cpu_end(umem);
+	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 1);
+	KUNIT_EXPECT_EQ(test, t->exp.vmap_calls, 2);
+	ib_umem_release(&umem->umem);
+}
+
+/* A revoked buffer: accesses fail with the exporter's error, then work. */
+static void umem_cpu_revoked(struct kunit *test)
+{
+	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf *umem;
+	struct iosys_map map;
+
+	umem_test_setup(test, &umem_test_dynamic_ops);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	dma_resv_lock(t->dmabuf->resv, NULL);
+	t->exp.revoked = true;
+	dma_buf_move_notify(t->dmabuf);
+	dma_resv_unlock(t->dmabuf->resv);
+	KUNIT_EXPECT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), -ENODEV);
+	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+	t->exp.revoked = false;
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
+	ib_umem_dmabuf_cpu_end(umem);
+	ib_umem_release(&umem->umem);
+	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+
+	/* Registration of a revoked buffer fails the same way. */
+	t->exp.revoked = true;
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(umem), -ENODEV);
+}
+
+/* A static exporter: static attachment, no DMA mapping, clean release. */
+static void umem_cpu_static_exporter(struct kunit *test)
+{
+	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf *umem;
+	struct iosys_map map;
+
+	umem_test_setup(test, &umem_test_static_ops);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	KUNIT_EXPECT_FALSE(test, dma_buf_attachment_is_dynamic(umem->attach));
+	KUNIT_EXPECT_NULL(test, umem->attach->sgt);
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
+	ib_umem_dmabuf_cpu_end(umem);
+	ib_umem_release(&umem->umem);
+	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+}
+
+/* Bad ranges and fds: errors, no umem. */
+static void umem_cpu_bad_requests(struct kunit *test)
+{
+	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf *umem;
+
+	umem_test_setup(test, &umem_test_dynamic_ops);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, PAGE_SIZE, UMEM_TEST_SIZE, t->fd, 0);
+	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(umem), -EINVAL);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, 0, t->fd, 0);
+	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(umem), -EINVAL);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, -1, 0);
+	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(umem), -EBADF);
+	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+}
+
+static struct kunit_case umem_dmabuf_cpu_cases[] = {
+	KUNIT_CASE(umem_cpu_access_at_offset),
+	KUNIT_CASE(umem_cpu_move_notify_waits),
+	KUNIT_CASE(umem_cpu_revoked),
+	KUNIT_CASE(umem_cpu_static_exporter),
+	KUNIT_CASE(umem_cpu_bad_requests),
+	{}
+};
+
+static struct kunit_suite umem_dmabuf_cpu_suite = {
+	.name = "ib-umem-dmabuf-cpu",
+	.init = umem_test_init,
+	.exit = umem_test_exit,
+	.test_cases = umem_dmabuf_cpu_cases,
+};
+
+kunit_test_suite(umem_dmabuf_cpu_suite);
