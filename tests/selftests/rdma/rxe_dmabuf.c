@@ -1,0 +1,952 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rxe dma-buf MRs (ibv_reg_dmabuf_mr() on Soft-RoCE): bytes moved by RDMA
+ * WRITE, READ and SEND into and out of a dma-buf, checked at the other end
+ * (the memfd behind a udmabuf, the system heap buffer's own mmap, the host
+ * file behind ivshmem BAR 2 for a vfio-pci export, the NVMe's CMB through
+ * VFIO), and what an RDMA user sees when vfio-pci revokes the BAR under
+ * traffic (decode off, reset: a bus reset for ivshmem, an FLR for the NVMe).
+ *
+ * Loopback RC QPs on rxe0 over the lab's virtio-net interface, addressed by
+ * GID 0 (the interface's IPv6 link-local address); nothing leaves QEMU.
+ */
+#include <linux/dma-heap.h>
+#include <linux/udmabuf.h>
+#include <sys/wait.h>
+#include <infiniband/verbs.h>
+#include <rdma/ib_user_verbs.h>
+#include "kselftest_harness.h"
+#include "lab.h"
+#include "vfio_dmabuf.h"
+
+#define BUF_SIZE	(256 * 1024)
+#define BAR_OFF		0x400000	/* ivshmem BAR 2 slice exported */
+#define NVME_CMB_BAR	2		/* the NVMe's CMB, exported from 0 */
+#define MR_IOVA		0x7f0000000000ULL
+#define ACCESS_RW	(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
+			 IBV_ACCESS_REMOTE_READ)
+
+/* SRC_VFIO: ivshmem BAR 2, checked in the host file; SRC_NVME: the CMB. */
+enum source { SRC_UDMABUF, SRC_HEAP, SRC_VFIO, SRC_NVME };
+
+/* vfio-pci exports: I/O memory that the exporter revokes. */
+static bool vfio_src(enum source src)
+{
+	return src == SRC_VFIO || src == SRC_NVME;
+}
+
+/* Loopback RC pair on rxe0; qa sends, qb receives. */
+struct rc {
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_cq *cq;	/* qa's completions */
+	struct ibv_cq *rcq;	/* qb's completions */
+	struct ibv_qp *qa, *qb;
+	union ibv_gid gid;
+};
+
+static int rxe_up(void)
+{
+	struct ibv_device **l;
+	int n = 0;
+
+	l = ibv_get_device_list(&n);
+	if (l)
+		ibv_free_device_list(l);
+	if (n > 0)
+		return 0;
+	if (system("ip link set eth0 up && rdma link add rxe0 type rxe netdev eth0"))
+		return -ENODEV;
+	return 0;
+}
+
+static struct ibv_qp *rc_qp(struct rc *rc, struct ibv_cq *cq)
+{
+	struct ibv_qp_init_attr init = {
+		.send_cq = cq, .recv_cq = cq, .qp_type = IBV_QPT_RC,
+		.cap = { .max_send_wr = 64, .max_recv_wr = 64,
+			 .max_send_sge = 1, .max_recv_sge = 1 },
+	};
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_INIT, .port_num = 1,
+		.qp_access_flags = ACCESS_RW | IBV_ACCESS_REMOTE_ATOMIC,
+	};
+	struct ibv_qp *qp = ibv_create_qp(rc->pd, &init);
+
+	if (qp && ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+				IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)) {
+		ibv_destroy_qp(qp);
+		qp = NULL;
+	}
+	return qp;
+}
+
+static int rc_connect(struct rc *rc, struct ibv_qp *qp, uint32_t dest)
+{
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_RTR, .path_mtu = IBV_MTU_1024,
+		.dest_qp_num = dest, .max_dest_rd_atomic = 4, .min_rnr_timer = 12,
+		.ah_attr = { .is_global = 1, .port_num = 1,
+			     .grh = { .dgid = rc->gid, .hop_limit = 1 } },
+	};
+
+	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
+			  IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+			  IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER))
+		return -errno;
+	a.qp_state = IBV_QPS_RTS;
+	a.timeout = 14;
+	a.retry_cnt = 7;
+	a.rnr_retry = 7;
+	a.max_rd_atomic = 4;
+	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+			  IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC))
+		return -errno;
+	return 0;
+}
+
+/* (Re)create and connect the QP pair. 0 or -errno. */
+static int rc_pair(struct rc *rc)
+{
+	if (rc->qa)
+		ibv_destroy_qp(rc->qa);
+	if (rc->qb)
+		ibv_destroy_qp(rc->qb);
+	rc->qa = rc_qp(rc, rc->cq);
+	rc->qb = rc_qp(rc, rc->rcq);
+	if (!rc->qa || !rc->qb)
+		return -errno;
+	if (rc_connect(rc, rc->qa, rc->qb->qp_num) ||
+	    rc_connect(rc, rc->qb, rc->qa->qp_num))
+		return -errno;
+	return 0;
+}
+
+/* Wait for one completion on @cq; its status, or -1. */
+static int rc_wait(struct ibv_cq *cq, struct ibv_wc *wc)
+{
+	int n, i;
+
+	for (i = 0; i < 20000000; i++) {
+		n = ibv_poll_cq(cq, 1, wc);
+		if (n)
+			return n < 0 ? -1 : (int)wc->status;
+		if (i > 1000)
+			usleep(100);
+	}
+	return -1;
+}
+
+/* One signalled work request on qa; the completion's status. */
+static int rc_post(struct rc *rc, enum ibv_wr_opcode op, struct ibv_mr *mr, void *laddr,
+		   uint64_t raddr, uint32_t rkey, uint32_t len)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)laddr, .length = len, .lkey = mr->lkey };
+	struct ibv_send_wr wr = {
+		.opcode = op, .sg_list = &sge, .num_sge = 1,
+		.send_flags = IBV_SEND_SIGNALED,
+		.wr.rdma = { .remote_addr = raddr, .rkey = rkey },
+	}, *bad;
+	struct ibv_wc wc;
+
+	if (ibv_post_send(rc->qa, &wr, &bad))
+		return -1;
+	return rc_wait(rc->cq, &wc);
+}
+
+static int qp_state(struct ibv_qp *qp)
+{
+	struct ibv_qp_init_attr init;
+	struct ibv_qp_attr a;
+
+	return ibv_query_qp(qp, &a, IBV_QP_STATE, &init) ? -1 : (int)a.qp_state;
+}
+
+/* The QP's state once it is @want, or after 5 s; rxe moves it after the CQE. */
+static int qp_state_reaches(struct ibv_qp *qp, int want)
+{
+	int i, st = -1;
+
+	for (i = 0; i < 5000 && st != want; i++) {
+		st = qp_state(qp);
+		if (st != want)
+			usleep(1000);
+	}
+	return st;
+}
+
+static size_t count_not(const uint8_t *p, size_t n, uint8_t b)
+{
+	size_t i, c = 0;
+
+	for (i = 0; i < n; i++)
+		c += p[i] != b;
+	return c;
+}
+
+FIXTURE(rxe) {
+	struct rc rc;
+	enum source src;
+	int dmabuf;		/* the dma-buf fd */
+	int memfd;		/* udmabuf: its memfd */
+	int host;		/* vfio: the host file behind BAR 2 */
+	uint8_t *view;		/* the buffer as the test checks it */
+	struct vdb_lab l;
+	bool vfio_open;
+	struct vfio_region_info bar;
+	uint8_t *bar_map;	/* vfio: BAR 2 through VFIO */
+	uint8_t *buf;		/* plain host memory */
+	struct ibv_mr *plain;
+};
+
+FIXTURE_VARIANT(rxe) {
+	enum source src;
+};
+
+FIXTURE_VARIANT_ADD(rxe, udmabuf) { .src = SRC_UDMABUF };
+FIXTURE_VARIANT_ADD(rxe, system_heap) { .src = SRC_HEAP };
+FIXTURE_VARIANT_ADD(rxe, vfio_bar) { .src = SRC_VFIO };
+/* Reset is an FLR there (ivshmem's is a bus reset). */
+FIXTURE_VARIANT_ADD(rxe, vfio_nvme_cmb) { .src = SRC_NVME };
+
+static int make_udmabuf(FIXTURE_DATA(rxe) *self)
+{
+	struct udmabuf_create c = { .flags = UDMABUF_FLAGS_CLOEXEC, .size = BUF_SIZE };
+	int dev, fd;
+
+	self->memfd = memfd_create("rxe_dmabuf", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+	if (self->memfd < 0 || ftruncate(self->memfd, BUF_SIZE) ||
+	    fcntl(self->memfd, F_ADD_SEALS, F_SEAL_SHRINK))
+		return -errno;
+	dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -errno;
+	c.memfd = self->memfd;
+	fd = ioctl(dev, UDMABUF_CREATE, &c);
+	close(dev);
+	if (fd < 0)
+		return -errno;
+	self->view = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, self->memfd, 0);
+	return self->view == MAP_FAILED ? -errno : fd;
+}
+
+static int make_heap(FIXTURE_DATA(rxe) *self)
+{
+	struct dma_heap_allocation_data a = {
+		.len = BUF_SIZE, .fd_flags = O_RDWR | O_CLOEXEC,
+	};
+	int heap = open("/dev/dma_heap/system", O_RDONLY | O_CLOEXEC);
+
+	if (heap < 0)
+		return -errno;
+	if (ioctl(heap, DMA_HEAP_IOCTL_ALLOC, &a)) {
+		close(heap);
+		return -errno;
+	}
+	close(heap);
+	self->view = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, a.fd, 0);
+	return self->view == MAP_FAILED ? -errno : (int)a.fd;
+}
+
+static int make_vfio(FIXTURE_DATA(rxe) *self)
+{
+	bool nvme = self->src == SRC_NVME;
+	unsigned int bar = nvme ? NVME_CMB_BAR : IVSHMEM_BAR;
+	uint64_t off = nvme ? 0 : BAR_OFF;
+	int err = vdb_lab_setup_dev(&self->l, false, nvme ? "nvme" : "ivshmem");
+
+	if (err)
+		return err;
+	self->vfio_open = true;
+	if (!nvme) {
+		self->host = lab_ivshmem_host_open();
+		if (self->host < 0)
+			return self->host;
+	}
+	err = lab_vfio_region(&self->l.v, bar, &self->bar);
+	if (err)
+		return err;
+	if (self->bar.size < off + BUF_SIZE)
+		return -ENOSPC;
+	/* The guest's view of the BAR (the host file is checked with pread). */
+	self->bar_map = mmap(NULL, self->bar.size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			     self->l.v.device, self->bar.offset);
+	if (self->bar_map == MAP_FAILED)
+		return -errno;
+	self->view = self->bar_map + off;
+	return vdb_export1(self->l.v.device, bar, off, BUF_SIZE);
+}
+
+FIXTURE_SETUP(rxe)
+{
+	int fd;
+
+	memset(self, 0, sizeof(*self));
+	self->memfd = self->host = self->dmabuf = -1;
+	self->view = self->bar_map = MAP_FAILED;
+	self->src = variant->src;
+	ASSERT_EQ(0, rxe_up()) TH_LOG("no rxe device and cannot add one");
+	{
+		struct ibv_device **l = ibv_get_device_list(NULL);
+
+		ASSERT_NE(NULL, l);
+		ASSERT_NE(NULL, l[0]);
+		self->rc.ctx = ibv_open_device(l[0]);
+		ibv_free_device_list(l);
+	}
+	ASSERT_NE(NULL, self->rc.ctx);
+	self->rc.pd = ibv_alloc_pd(self->rc.ctx);
+	self->rc.cq = ibv_create_cq(self->rc.ctx, 128, NULL, NULL, 0);
+	self->rc.rcq = ibv_create_cq(self->rc.ctx, 128, NULL, NULL, 0);
+	ASSERT_NE(NULL, self->rc.cq);
+	ASSERT_NE(NULL, self->rc.rcq);
+	ASSERT_EQ(0, ibv_query_gid(self->rc.ctx, 1, 0, &self->rc.gid));
+	ASSERT_EQ(0, rc_pair(&self->rc));
+
+	self->buf = aligned_alloc(4096, BUF_SIZE);
+	ASSERT_NE(NULL, self->buf);
+	self->plain = ibv_reg_mr(self->rc.pd, self->buf, BUF_SIZE, ACCESS_RW);
+	ASSERT_NE(NULL, self->plain);
+
+	switch (variant->src) {
+	case SRC_UDMABUF:
+		fd = make_udmabuf(self);
+		break;
+	case SRC_HEAP:
+		fd = make_heap(self);
+		break;
+	default:
+		fd = make_vfio(self);
+		break;
+	}
+	ASSERT_LE(0, fd) TH_LOG("dma-buf: %s", strerror(-fd));
+	self->dmabuf = fd;
+}
+
+FIXTURE_TEARDOWN(rxe)
+{
+	if (self->plain)
+		ibv_dereg_mr(self->plain);
+	free(self->buf);
+	if (self->rc.qa)
+		ibv_destroy_qp(self->rc.qa);
+	if (self->rc.qb)
+		ibv_destroy_qp(self->rc.qb);
+	if (self->rc.cq)
+		ibv_destroy_cq(self->rc.cq);
+	if (self->rc.rcq)
+		ibv_destroy_cq(self->rc.rcq);
+	if (self->rc.pd)
+		ibv_dealloc_pd(self->rc.pd);
+	if (self->rc.ctx)
+		ibv_close_device(self->rc.ctx);
+	if (self->bar_map != MAP_FAILED)
+		munmap(self->bar_map, self->bar.size);
+	else if (self->view != MAP_FAILED)
+		munmap(self->view, BUF_SIZE);
+	if (self->dmabuf >= 0)
+		close(self->dmabuf);
+	if (self->memfd >= 0)
+		close(self->memfd);
+	if (self->host >= 0)
+		close(self->host);
+	if (self->vfio_open)
+		vdb_lab_restore(&self->l);
+}
+
+static struct ibv_mr *reg_dmabuf(FIXTURE_DATA(rxe) *self, int access)
+{
+	return ibv_reg_dmabuf_mr(self->rc.pd, 0, BUF_SIZE, MR_IOVA, self->dmabuf, access);
+}
+
+/* An RDMA WRITE from host memory lands in the dma-buf. */
+TEST_F(rxe, write_lands)
+{
+	struct ibv_mr *mr = reg_dmabuf(self, ACCESS_RW);
+
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	lab_pattern(self->buf, BUF_SIZE, 0, 0x1234 + self->src);
+	memset(self->view, 0, BUF_SIZE);
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf,
+					  MR_IOVA, mr->rkey, BUF_SIZE));
+	EXPECT_EQ(0, memcmp(self->view, self->buf, BUF_SIZE));
+	if (self->host >= 0) {
+		uint8_t *file = malloc(BUF_SIZE);
+
+		ASSERT_NE(NULL, file);
+		ASSERT_EQ(BUF_SIZE, pread(self->host, file, BUF_SIZE, BAR_OFF));
+		EXPECT_EQ(0, memcmp(file, self->buf, BUF_SIZE)) TH_LOG("host file");
+		free(file);
+	}
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+}
+
+/* An RDMA READ returns the bytes that the other side put in the dma-buf. */
+TEST_F(rxe, read_returns)
+{
+	struct ibv_mr *mr = reg_dmabuf(self, ACCESS_RW);
+
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	lab_pattern(self->view, BUF_SIZE, 0, 0x5678 + self->src);
+	memset(self->buf, 0, BUF_SIZE);
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_READ, self->plain, self->buf,
+					  MR_IOVA + 4096, mr->rkey, BUF_SIZE - 4096));
+	EXPECT_EQ(0, memcmp(self->view + 4096, self->buf, BUF_SIZE - 4096));
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+}
+
+/* SEND into a receive buffer in the dma-buf, and from a dma-buf source. */
+TEST_F(rxe, send_recv_both_ways)
+{
+	struct ibv_mr *mr = reg_dmabuf(self, ACCESS_RW);
+	struct ibv_sge sge = { .addr = MR_IOVA + 8192, .length = 16384 };
+	struct ibv_recv_wr rwr = { .sg_list = &sge, .num_sge = 1 }, *bad;
+	struct ibv_wc wc;
+
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	sge.lkey = mr->lkey;
+	ASSERT_EQ(0, ibv_post_recv(self->rc.qb, &rwr, &bad));
+	lab_pattern(self->buf, 16384, 0, 0x9abc);
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_SEND, self->plain, self->buf,
+					  0, 0, 16384));
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_wait(self->rc.rcq, &wc));	/* the receive */
+	EXPECT_EQ(IBV_WC_RECV, wc.opcode);
+	EXPECT_EQ(0, memcmp(self->view + 8192, self->buf, 16384));
+
+	/* The dma-buf MR as the local source of an RDMA WRITE. */
+	lab_pattern(self->view, 65536, 0, 0xdef0);
+	memset(self->buf, 0, BUF_SIZE);
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_WRITE, mr,
+					  (void *)(uintptr_t)MR_IOVA, (uintptr_t)self->buf,
+					  self->plain->rkey, 65536));
+	EXPECT_EQ(0, memcmp(self->view, self->buf, 65536));
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+}
+
+/* Registration: what an RDMA user gets for bad or unsupported requests. */
+TEST_F(rxe, registration_errors)
+{
+	struct ibv_mr *mr;
+	int notdmabuf = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	mr = ibv_reg_dmabuf_mr(self->rc.pd, 0, BUF_SIZE + 4096, MR_IOVA, self->dmabuf, ACCESS_RW);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("length past the end: %s", strerror(errno));
+	mr = ibv_reg_dmabuf_mr(self->rc.pd, 4096, BUF_SIZE, MR_IOVA, self->dmabuf, ACCESS_RW);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("offset + length past the end: %s", strerror(errno));
+	mr = ibv_reg_dmabuf_mr(self->rc.pd, 0, BUF_SIZE, MR_IOVA, -1, ACCESS_RW);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EBADF, errno) TH_LOG("fd -1: %s", strerror(errno));
+	mr = ibv_reg_dmabuf_mr(self->rc.pd, 0, BUF_SIZE, MR_IOVA, notdmabuf, ACCESS_RW);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("not a dma-buf: %s", strerror(errno));
+	/* The uverbs core refuses on-demand paging for dma-buf MRs. */
+	mr = reg_dmabuf(self, ACCESS_RW | IBV_ACCESS_ON_DEMAND);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("on-demand: %s", strerror(errno));
+	/* Atomics only on system memory. */
+	mr = reg_dmabuf(self, ACCESS_RW | IBV_ACCESS_REMOTE_ATOMIC);
+	if (vfio_src(self->src)) {
+		EXPECT_EQ(NULL, mr);
+		EXPECT_EQ(EOPNOTSUPP, errno) TH_LOG("atomics on a BAR: %s", strerror(errno));
+	} else {
+		EXPECT_NE(NULL, mr) TH_LOG("atomics on system memory: %s", strerror(errno));
+	}
+	if (mr)
+		EXPECT_EQ(0, ibv_dereg_mr(mr));
+	/* An offset inside the dma-buf: iova maps to that offset. */
+	mr = ibv_reg_dmabuf_mr(self->rc.pd, 8192, 8192, MR_IOVA, self->dmabuf, ACCESS_RW);
+	ASSERT_NE(NULL, mr) TH_LOG("offset 8192: %s", strerror(errno));
+	lab_pattern(self->buf, 8192, 0, 0x4321);
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf,
+					  MR_IOVA, mr->rkey, 8192));
+	EXPECT_EQ(0, memcmp(self->view + 8192, self->buf, 8192));
+	/* Past the MR's end: a remote access error. */
+	EXPECT_EQ(IBV_WC_REM_ACCESS_ERR,
+		  rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf,
+			  MR_IOVA + 4096, mr->rkey, 8192));
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+	close(notdmabuf);
+}
+
+/*
+ * Offsets need no alignment: the MR starts at any byte of the dma-buf. The
+ * uverbs core wants the iova at the same offset within its page.
+ */
+TEST_F(rxe, unaligned_offset_and_iova)
+{
+	static const struct { uint64_t off, len, iova; } c[] = {
+		{ 100, 5000, MR_IOVA + 100 },
+		{ 4095, 1, 4095 },
+		{ BUF_SIZE - 3, 3, MR_IOVA + 4093 },
+		{ 1, BUF_SIZE - 1, 0x1001 },
+	};
+	struct ibv_mr *mr;
+	unsigned int i;
+
+	mr = ibv_reg_dmabuf_mr(self->rc.pd, 0, 0, MR_IOVA, self->dmabuf, ACCESS_RW);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("zero length: %s", strerror(errno));
+	mr = ibv_reg_dmabuf_mr(self->rc.pd, 100, 5000, MR_IOVA + 7, self->dmabuf, ACCESS_RW);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("iova at another page offset: %s", strerror(errno));
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		mr = ibv_reg_dmabuf_mr(self->rc.pd, c[i].off, c[i].len, c[i].iova, self->dmabuf,
+				       ACCESS_RW);
+		ASSERT_NE(NULL, mr) TH_LOG("offset %#llx length %#llx: %s",
+					   (unsigned long long)c[i].off,
+					   (unsigned long long)c[i].len, strerror(errno));
+		memset(self->view, 0, BUF_SIZE);
+		lab_pattern(self->buf, c[i].len, 0, 0x700 + i);
+		ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain,
+						  self->buf, c[i].iova, mr->rkey, c[i].len));
+		EXPECT_EQ(0, memcmp(self->view + c[i].off, self->buf, c[i].len)) TH_LOG("case %u", i);
+		EXPECT_EQ(0, count_not(self->view, c[i].off, 0)) TH_LOG("case %u: before", i);
+		EXPECT_EQ(0, count_not(self->view + c[i].off + c[i].len,
+				       BUF_SIZE - c[i].off - c[i].len, 0)) TH_LOG("case %u: after", i);
+		/* One byte before the MR's iova is outside it. */
+		if (c[i].iova)
+			EXPECT_EQ(IBV_WC_REM_ACCESS_ERR,
+				  rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf,
+					  c[i].iova - 1, mr->rkey, 1));
+		EXPECT_EQ(0, ibv_dereg_mr(mr));
+		if (c[i].iova)	/* the error moved the QPs to the error state */
+			ASSERT_EQ(0, rc_pair(&self->rc));
+	}
+}
+
+/*
+ * vfio-pci revokes the BAR (memory decode off, reset) while the MR is
+ * registered: RDMA WRITEs get a remote access error and nothing reaches the
+ * BAR; after the BAR comes back, a fresh QP writes through the same MR.
+ */
+TEST_F(rxe, revoke)
+{
+	static const char * const how[] = { "memory off", "device reset" };
+	struct ibv_mr *mr;
+	int i, st;
+
+	if (!vfio_src(self->src))
+		SKIP(return, "only vfio-pci exports are revoked");
+	mr = reg_dmabuf(self, ACCESS_RW);
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	for (i = 0; i < 2; i++) {
+		if (i == 1 && !vdb_reset_works(&self->l.v))
+			break;
+		memset(self->view, 0x5a, BUF_SIZE);
+		lab_pattern(self->buf, BUF_SIZE, 0, 0x1111 * (i + 1));
+		if (i == 0) {
+			ASSERT_EQ(0, vdb_memory(&self->l.v, false));
+		} else {
+			ASSERT_EQ(0, vdb_device_reset(&self->l.v));
+		}
+		if (i == 0) {
+			st = rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf,
+				     MR_IOVA, mr->rkey, BUF_SIZE);
+			EXPECT_EQ(IBV_WC_REM_ACCESS_ERR, st) TH_LOG("%s: %s", how[i],
+				ibv_wc_status_str(st));
+			/*
+			 * The requester's QP goes to the error state (IBTA), and
+			 * rxe's responder, having detected the access error,
+			 * too.
+			 */
+			EXPECT_EQ(IBV_QPS_ERR, qp_state_reaches(self->rc.qa, IBV_QPS_ERR));
+			EXPECT_EQ(IBV_QPS_ERR, qp_state_reaches(self->rc.qb, IBV_QPS_ERR));
+			/* The MR as the local source: a local protection error. */
+			ASSERT_EQ(0, rc_pair(&self->rc));
+			st = rc_post(&self->rc, IBV_WR_RDMA_WRITE, mr, (void *)(uintptr_t)MR_IOVA,
+				     (uintptr_t)self->buf, self->plain->rkey, 4096);
+			EXPECT_EQ(IBV_WC_LOC_PROT_ERR, st) TH_LOG("%s, local: %s", how[i],
+				ibv_wc_status_str(st));
+			EXPECT_EQ(IBV_QPS_ERR, qp_state_reaches(self->rc.qa, IBV_QPS_ERR));
+			ASSERT_EQ(0, vdb_memory(&self->l.v, true));
+			EXPECT_EQ(0, count_not(self->view, BUF_SIZE, 0x5a))
+				TH_LOG("%s: bytes landed after the revoke", how[i]);
+		}
+		ASSERT_EQ(0, rc_pair(&self->rc));
+		st = rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf, MR_IOVA,
+			     mr->rkey, BUF_SIZE);
+		EXPECT_EQ(IBV_WC_SUCCESS, st) TH_LOG("after %s: %s", how[i],
+						    ibv_wc_status_str(st));
+		EXPECT_EQ(0, memcmp(self->view, self->buf, BUF_SIZE)) TH_LOG("after %s", how[i]);
+	}
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+}
+
+/* Remote atomics on a dma-buf of system memory: the 8 bytes change. */
+TEST_F(rxe, atomics_on_system_memory)
+{
+	struct ibv_sge sge = { .length = 8 };
+	struct ibv_send_wr wr = {
+		.sg_list = &sge, .num_sge = 1, .send_flags = IBV_SEND_SIGNALED,
+	}, *bad;
+	uint64_t *target = (uint64_t *)(self->view + 64);
+	uint64_t *orig = (uint64_t *)self->buf;
+	struct ibv_mr *mr;
+	struct ibv_wc wc;
+
+	if (vfio_src(self->src))
+		SKIP(return, "atomics are refused on I/O memory (registration_errors)");
+	mr = reg_dmabuf(self, ACCESS_RW | IBV_ACCESS_REMOTE_ATOMIC);
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	sge.addr = (uintptr_t)orig;
+	sge.lkey = self->plain->lkey;
+	wr.wr.atomic.remote_addr = MR_IOVA + 64;
+	wr.wr.atomic.rkey = mr->rkey;
+	*target = 1000;
+
+	wr.opcode = IBV_WR_ATOMIC_FETCH_AND_ADD;
+	wr.wr.atomic.compare_add = 234;
+	ASSERT_EQ(0, ibv_post_send(self->rc.qa, &wr, &bad));
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_wait(self->rc.cq, &wc));
+	EXPECT_EQ(1000, *orig);
+	EXPECT_EQ(1234, *target);
+
+	wr.opcode = IBV_WR_ATOMIC_CMP_AND_SWP;
+	wr.wr.atomic.compare_add = 1234;
+	wr.wr.atomic.swap = 0xfeedfacecafebeefULL;
+	ASSERT_EQ(0, ibv_post_send(self->rc.qa, &wr, &bad));
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_wait(self->rc.cq, &wc));
+	EXPECT_EQ(1234, *orig);
+	EXPECT_EQ(0xfeedfacecafebeefULL, *target);
+
+	/* Misaligned: the provider refuses it at post. */
+	wr.opcode = IBV_WR_ATOMIC_FETCH_AND_ADD;
+	wr.wr.atomic.remote_addr = MR_IOVA + 68;
+	EXPECT_EQ(EINVAL, ibv_post_send(self->rc.qa, &wr, &bad));
+	EXPECT_EQ(0xfeedfacecafebeefULL, *target);
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+}
+
+/* Closing the VFIO device revokes for good; the MR still deregisters. */
+TEST_F(rxe, device_close_is_permanent)
+{
+	struct ibv_mr *mr;
+	int st;
+
+	if (!vfio_src(self->src))
+		SKIP(return, "only vfio-pci exports are revoked");
+	mr = reg_dmabuf(self, ACCESS_RW);
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	munmap(self->bar_map, self->bar.size);
+	self->bar_map = self->view = MAP_FAILED;
+	lab_vfio_close(&self->l.v);
+	lab_pattern(self->buf, 4096, 0, 0x2468);
+	st = rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf, MR_IOVA, mr->rkey,
+		     4096);
+	EXPECT_EQ(IBV_WC_REM_ACCESS_ERR, st) TH_LOG("after close: %s", ibv_wc_status_str(st));
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+	/* A new registration on the dead dma-buf is refused. */
+	mr = reg_dmabuf(self, ACCESS_RW);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(ENODEV, errno) TH_LOG("registration after close: %s", strerror(errno));
+}
+
+/*
+ * rereg through the uverbs write command, as rdma-core's rxe provider has
+ * no rereg_mr of its own (ibv_rereg_mr() stops there with EOPNOTSUPP).
+ * 0 or -errno.
+ */
+static int rereg_cmd(struct ibv_context *ctx, struct ibv_mr *mr, struct ibv_pd *pd,
+		     uint32_t flags, uint32_t access)
+{
+	struct ib_uverbs_rereg_mr_resp resp;
+	struct {
+		struct ib_uverbs_cmd_hdr hdr;
+		struct ib_uverbs_rereg_mr cmd;
+	} req = {
+		.hdr = { .command = IB_USER_VERBS_CMD_REREG_MR,
+			 .in_words = sizeof(req) / 4, .out_words = sizeof(resp) / 4 },
+		.cmd = { .response = (uintptr_t)&resp, .mr_handle = mr->handle,
+			 .flags = flags, .pd_handle = pd->handle, .access_flags = access },
+	};
+
+	return write(ctx->cmd_fd, &req, sizeof(req)) == sizeof(req) ? 0 : -errno;
+}
+
+/* rereg may move a dma-buf MR to another PD, not change its access. */
+TEST_F(rxe, rereg_keeps_access)
+{
+	struct ibv_mr *mr = reg_dmabuf(self, ACCESS_RW);
+	struct ibv_pd *pd2 = ibv_alloc_pd(self->rc.ctx);
+
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	ASSERT_NE(NULL, pd2);
+	/* The same command changes a plain MR's access. */
+	EXPECT_EQ(0, rereg_cmd(self->rc.ctx, self->plain, self->rc.pd, IBV_REREG_MR_CHANGE_ACCESS,
+			       ACCESS_RW | IBV_ACCESS_REMOTE_ATOMIC));
+	EXPECT_EQ(-EOPNOTSUPP, rereg_cmd(self->rc.ctx, mr, self->rc.pd, IBV_REREG_MR_CHANGE_ACCESS,
+					 ACCESS_RW | IBV_ACCESS_REMOTE_ATOMIC));
+	EXPECT_EQ(-EOPNOTSUPP, rereg_cmd(self->rc.ctx, mr, self->rc.pd, IBV_REREG_MR_CHANGE_ACCESS,
+					 IBV_ACCESS_LOCAL_WRITE));
+	/* Still writable from the wire, so the access did not change. */
+	lab_pattern(self->buf, 4096, 0, 0x1357);
+	EXPECT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf,
+					  MR_IOVA, mr->rkey, 4096));
+	EXPECT_EQ(0, memcmp(self->view, self->buf, 4096));
+	/* To another PD and back. */
+	EXPECT_EQ(0, rereg_cmd(self->rc.ctx, mr, pd2, IBV_REREG_MR_CHANGE_PD, 0));
+	EXPECT_EQ(0, rereg_cmd(self->rc.ctx, mr, self->rc.pd, IBV_REREG_MR_CHANGE_PD, 0));
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+	EXPECT_EQ(0, ibv_dealloc_pd(pd2));
+}
+
+/*
+ * Memory windows cannot reach a dma-buf MR: the uverbs core does not take
+ * IBV_ACCESS_MW_BIND for dma-buf MRs, and rxe refuses to bind a window to
+ * an MR without it.
+ */
+TEST_F(rxe, memory_window_refused)
+{
+	struct ibv_mr *mr = reg_dmabuf(self, ACCESS_RW | IBV_ACCESS_MW_BIND);
+	struct ibv_mw *mw = ibv_alloc_mw(self->rc.pd, IBV_MW_TYPE_2);
+	struct ibv_send_wr wr = { .opcode = IBV_WR_BIND_MW, .send_flags = IBV_SEND_SIGNALED },
+		*bad;
+	struct ibv_wc wc;
+
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("MW_BIND: %s", strerror(errno));
+	if (mr)
+		ibv_dereg_mr(mr);
+	ASSERT_NE(NULL, mw) TH_LOG("ibv_alloc_mw: %s", strerror(errno));
+	mr = reg_dmabuf(self, ACCESS_RW);
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	wr.bind_mw.mw = mw;
+	wr.bind_mw.rkey = ibv_inc_rkey(mw->rkey);
+	wr.bind_mw.bind_info.mr = mr;
+	wr.bind_mw.bind_info.addr = MR_IOVA;
+	wr.bind_mw.bind_info.length = 4096;
+	wr.bind_mw.bind_info.mw_access_flags = IBV_ACCESS_REMOTE_WRITE;
+	ASSERT_EQ(0, ibv_post_send(self->rc.qb, &wr, &bad));
+	EXPECT_EQ(IBV_WC_MW_BIND_ERR, rc_wait(self->rc.rcq, &wc))
+		TH_LOG("bind: %s", ibv_wc_status_str(wc.status));
+	EXPECT_EQ(0, ibv_dealloc_mw(mw));
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+}
+
+/*
+ * Teardown in the middle of traffic: a QP destroyed with WRITEs into the
+ * dma-buf MR still queued, then a process killed while it streams WRITEs
+ * (the kernel tears down its QPs, MRs and context). The dma-buf stays
+ * usable: a new registration takes WRITEs again.
+ */
+TEST_F_TIMEOUT(rxe, teardown_during_traffic, 120)
+{
+	struct ibv_mr *mr = reg_dmabuf(self, ACCESS_RW);
+	struct ibv_sge sge = { .addr = (uintptr_t)self->buf, .length = 4096,
+			       .lkey = self->plain->lkey };
+	struct ibv_send_wr wr = { .opcode = IBV_WR_RDMA_WRITE, .sg_list = &sge, .num_sge = 1,
+				  .wr.rdma = { .remote_addr = MR_IOVA } }, *bad;
+	int i, status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	wr.wr.rdma.rkey = mr->rkey;
+	for (i = 0; i < 48; i++) {
+		wr.wr.rdma.remote_addr = MR_IOVA + (i % 64) * 4096;
+		ASSERT_EQ(0, ibv_post_send(self->rc.qa, &wr, &bad));
+	}
+	ASSERT_EQ(0, ibv_destroy_qp(self->rc.qa));
+	self->rc.qa = NULL;
+	ASSERT_EQ(0, ibv_dereg_mr(mr));
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rc rc = { .gid = self->rc.gid };
+		struct ibv_device **l = ibv_get_device_list(NULL);
+		struct ibv_mr *src, *dst;
+
+		rc.ctx = l && l[0] ? ibv_open_device(l[0]) : NULL;
+		if (!rc.ctx)
+			_exit(2);
+		rc.pd = ibv_alloc_pd(rc.ctx);
+		rc.cq = ibv_create_cq(rc.ctx, 128, NULL, NULL, 0);
+		rc.rcq = ibv_create_cq(rc.ctx, 128, NULL, NULL, 0);
+		if (!rc.pd || !rc.cq || !rc.rcq || rc_pair(&rc))
+			_exit(3);
+		src = ibv_reg_mr(rc.pd, self->buf, BUF_SIZE, ACCESS_RW);
+		dst = ibv_reg_dmabuf_mr(rc.pd, 0, BUF_SIZE, MR_IOVA, self->dmabuf, ACCESS_RW);
+		if (!src || !dst)
+			_exit(4);
+		sge.lkey = src->lkey;
+		wr.wr.rdma.rkey = dst->rkey;
+		for (i = 0;; i++) {
+			struct ibv_wc wc[16];
+
+			wr.send_flags = i % 16 ? 0 : IBV_SEND_SIGNALED;
+			wr.wr.rdma.remote_addr = MR_IOVA + (i % 64) * 4096;
+			while (ibv_post_send(rc.qa, &wr, &bad))
+				if (ibv_poll_cq(rc.cq, 16, wc) < 0)
+					_exit(5);
+			if (i == 64)	/* the stream is running */
+				kill(getppid(), SIGUSR1);
+		}
+	}
+	{
+		sigset_t set;
+		int sig;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		ASSERT_EQ(0, sigwait(&set, &sig));
+	}
+	usleep(200000);
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status)) TH_LOG("child exited %d", WEXITSTATUS(status));
+
+	ASSERT_EQ(0, rc_pair(&self->rc));
+	mr = reg_dmabuf(self, ACCESS_RW);
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	lab_pattern(self->buf, BUF_SIZE, 0, 0x9753 + self->src);
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf,
+					  MR_IOVA, mr->rkey, BUF_SIZE));
+	EXPECT_EQ(0, memcmp(self->view, self->buf, BUF_SIZE));
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+}
+
+/* RDMA WRITEs in a loop; a new QP pair after each error. */
+struct traffic {
+	FIXTURE_DATA(rxe) *self;
+	struct ibv_mr *mr;
+	volatile int stop;
+	int ok, refused, other, other_status;
+};
+
+static void *traffic_thread(void *arg)
+{
+	struct traffic *t = arg;
+	FIXTURE_DATA(rxe) *self = t->self;
+	int st;
+
+	while (!t->stop) {
+		st = rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf, MR_IOVA,
+			     t->mr->rkey, 65536);
+		if (st == IBV_WC_SUCCESS) {
+			t->ok++;
+			continue;
+		}
+		if (st == IBV_WC_REM_ACCESS_ERR) {
+			t->refused++;
+		} else if (!t->other++) {
+			t->other_status = st;
+		}
+		if (rc_pair(&self->rc))
+			break;
+	}
+	return NULL;
+}
+
+/*
+ * Memory decode toggled, and every fourth round a VFIO_DEVICE_RESET (an
+ * FLR on the NVMe), while a stream of RDMA WRITEs targets the BAR: each
+ * WRITE lands or gets a remote access error, and once the revoke has
+ * returned nothing lands (ivshmem: bytes written into the host file while
+ * the decode is off stay as they are).
+ */
+TEST_F_TIMEOUT(rxe, revoke_under_traffic, 300)
+{
+	struct traffic t = { .self = self };
+	uint8_t *poison, *check;
+	pthread_t thread;
+	int i, changed = 0;
+	bool resets;
+
+	if (!vfio_src(self->src))
+		SKIP(return, "only vfio-pci exports are revoked");
+	t.mr = reg_dmabuf(self, ACCESS_RW);
+	ASSERT_NE(NULL, t.mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	poison = malloc(65536);
+	check = malloc(65536);
+	ASSERT_NE(NULL, poison);
+	ASSERT_NE(NULL, check);
+	memset(poison, 0xa5, 65536);
+	lab_pattern(self->buf, 65536, 0, 0x7777);
+	ASSERT_EQ(0, pthread_create(&thread, NULL, traffic_thread, &t));
+	resets = vdb_reset_works(&self->l.v);
+	for (i = 0; i < 40; i++) {
+		if (resets && i % 4 == 3) {
+			/* Revoke and restore inside the ioctl, under the stream. */
+			ASSERT_EQ(0, vdb_device_reset(&self->l.v));
+			usleep(5000);
+			continue;
+		}
+		ASSERT_EQ(0, vdb_memory(&self->l.v, false));
+		if (self->host >= 0)
+			ASSERT_EQ(65536, pwrite(self->host, poison, 65536, BAR_OFF));
+		usleep(10000 + (i % 4) * 5000);
+		if (self->host >= 0) {
+			ASSERT_EQ(65536, pread(self->host, check, 65536, BAR_OFF));
+			changed += !!memcmp(check, poison, 65536);
+		}
+		ASSERT_EQ(0, vdb_memory(&self->l.v, true));
+		usleep(i % 2 ? 2000 : 15000);
+	}
+	t.stop = 1;
+	pthread_join(thread, NULL);
+	TH_LOG("%d revokes: %d WRITEs landed, %d refused", i, t.ok, t.refused);
+	EXPECT_EQ(0, changed) TH_LOG("bytes landed while revoked in %d of %d rounds", changed, i);
+	EXPECT_EQ(0, t.other) TH_LOG("%d other completions, first %s", t.other,
+				     ibv_wc_status_str(t.other_status));
+	EXPECT_LT(0, t.ok);
+	EXPECT_LT(0, t.refused);
+	/* Afterwards the MR works again. */
+	ASSERT_EQ(0, rc_pair(&self->rc));
+	EXPECT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf,
+					  MR_IOVA, t.mr->rkey, 65536));
+	EXPECT_EQ(0, memcmp(self->view, self->buf, 65536));
+	EXPECT_EQ(0, ibv_dereg_mr(t.mr));
+	free(poison);
+	free(check);
+}
+
+/* Deregistration while the exporter revokes, in a loop. */
+struct dereg_race {
+	FIXTURE_DATA(rxe) *self;
+	volatile int stop;
+	int toggles;
+};
+
+static void *toggle_thread(void *arg)
+{
+	struct dereg_race *r = arg;
+
+	while (!r->stop) {
+		if (vdb_memory(&r->self->l.v, false) || vdb_memory(&r->self->l.v, true))
+			break;
+		r->toggles++;
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(rxe, dereg_races_revoke, 300)
+{
+	struct dereg_race r = { .self = self };
+	struct ibv_mr *mr;
+	pthread_t thread;
+	int i, regs = 0;
+
+	if (!vfio_src(self->src))
+		SKIP(return, "only vfio-pci exports are revoked");
+	ASSERT_EQ(0, pthread_create(&thread, NULL, toggle_thread, &r));
+	for (i = 0; i < 200; i++) {
+		mr = reg_dmabuf(self, ACCESS_RW);
+		if (!mr) {
+			/* Registration maps once: a revoked BAR says so. */
+			EXPECT_EQ(ENODEV, errno) TH_LOG("registration: %s", strerror(errno));
+			continue;
+		}
+		regs++;
+		EXPECT_EQ(0, ibv_dereg_mr(mr));
+	}
+	r.stop = 1;
+	pthread_join(thread, NULL);
+	TH_LOG("%d registrations, %d decode toggles", regs, r.toggles);
+	EXPECT_LT(0, regs);
+	EXPECT_LT(0, r.toggles);
+}
+
+TEST_HARNESS_MAIN
