@@ -441,10 +441,27 @@ TEST_F(rxe, registration_errors)
 	mr = ibv_reg_dmabuf_mr(self->rc.pd, 0, BUF_SIZE, MR_IOVA, notdmabuf, ACCESS_RW);
 	EXPECT_EQ(NULL, mr);
 	EXPECT_EQ(EINVAL, errno) TH_LOG("not a dma-buf: %s", strerror(errno));
-	/* The uverbs core refuses on-demand paging for dma-buf MRs. */
+	/*
+	 * The uverbs core takes only local write, remote read/write/atomic and
+	 * relaxed ordering for dma-buf MRs.
+	 */
 	mr = reg_dmabuf(self, ACCESS_RW | IBV_ACCESS_ON_DEMAND);
 	EXPECT_EQ(NULL, mr);
 	EXPECT_EQ(EINVAL, errno) TH_LOG("on-demand: %s", strerror(errno));
+	mr = reg_dmabuf(self, ACCESS_RW | IBV_ACCESS_FLUSH_GLOBAL);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("flush global: %s", strerror(errno));
+	mr = reg_dmabuf(self, ACCESS_RW | IBV_ACCESS_FLUSH_PERSISTENT);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("flush persistent: %s", strerror(errno));
+	mr = reg_dmabuf(self, ACCESS_RW | IBV_ACCESS_RELAXED_ORDERING);
+	EXPECT_NE(NULL, mr) TH_LOG("relaxed ordering: %s", strerror(errno));
+	if (mr)
+		EXPECT_EQ(0, ibv_dereg_mr(mr));
+	/* Remote write needs local write (IBTA). */
+	mr = reg_dmabuf(self, IBV_ACCESS_REMOTE_WRITE);
+	EXPECT_EQ(NULL, mr);
+	EXPECT_EQ(EINVAL, errno) TH_LOG("remote write alone: %s", strerror(errno));
 	/* Atomics only on system memory. */
 	mr = reg_dmabuf(self, ACCESS_RW | IBV_ACCESS_REMOTE_ATOMIC);
 	if (vfio_src(self->src)) {
@@ -722,6 +739,66 @@ TEST_F(rxe, memory_window_refused)
 	EXPECT_EQ(IBV_WC_MW_BIND_ERR, rc_wait(self->rc.rcq, &wc))
 		TH_LOG("bind: %s", ibv_wc_status_str(wc.status));
 	EXPECT_EQ(0, ibv_dealloc_mw(mw));
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+}
+
+/*
+ * RDMA FLUSH needs IBV_ACCESS_FLUSH_* on the target MR, which a dma-buf MR
+ * cannot have: a global-visibility FLUSH into it gets a remote access
+ * error, while the same FLUSH into a plain MR with the access succeeds.
+ */
+TEST_F(rxe, flush_refused)
+{
+	struct ibv_qp_init_attr_ex init = {
+		.send_cq = self->rc.cq, .recv_cq = self->rc.cq, .qp_type = IBV_QPT_RC,
+		.cap = { .max_send_wr = 8, .max_recv_wr = 8, .max_send_sge = 1,
+			 .max_recv_sge = 1 },
+		.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+		.pd = self->rc.pd, .send_ops_flags = IBV_QP_EX_WITH_FLUSH,
+	};
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_INIT, .port_num = 1,
+		.qp_access_flags = ACCESS_RW | IBV_ACCESS_FLUSH_GLOBAL,
+	};
+	struct ibv_qp_attr reset = { .qp_state = IBV_QPS_RESET };
+	struct ibv_mr *mr = reg_dmabuf(self, ACCESS_RW), *fmr;
+	struct ibv_qp *qp;
+	struct ibv_qp_ex *qpx;
+	struct ibv_wc wc;
+	int i, st[2];
+
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	fmr = ibv_reg_mr(self->rc.pd, self->buf, BUF_SIZE, ACCESS_RW | IBV_ACCESS_FLUSH_GLOBAL);
+	if (!fmr)
+		SKIP(goto out, "no FLUSH on this device: %s", strerror(errno));
+	for (i = 0; i < 2; i++) {
+		uint32_t rkey = i ? mr->rkey : fmr->rkey;
+		uint64_t addr = i ? MR_IOVA : (uintptr_t)self->buf;
+
+		/* A requester that can post FLUSH; qb, reset, takes it. */
+		qp = ibv_create_qp_ex(self->rc.ctx, &init);
+		ASSERT_NE(NULL, qp) TH_LOG("ibv_create_qp_ex: %s", strerror(errno));
+		qpx = ibv_qp_to_qp_ex(qp);
+		ASSERT_EQ(0, ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+					   IBV_QP_PORT | IBV_QP_ACCESS_FLAGS));
+		ASSERT_EQ(0, ibv_modify_qp(self->rc.qb, &reset, IBV_QP_STATE));
+		ASSERT_EQ(0, ibv_modify_qp(self->rc.qb, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+					   IBV_QP_PORT | IBV_QP_ACCESS_FLAGS));
+		ASSERT_EQ(0, rc_connect(&self->rc, qp, self->rc.qb->qp_num));
+		ASSERT_EQ(0, rc_connect(&self->rc, self->rc.qb, qp->qp_num));
+		ibv_wr_start(qpx);
+		qpx->wr_id = i;
+		qpx->wr_flags = IBV_SEND_SIGNALED;
+		ibv_wr_flush(qpx, rkey, addr, 4096, IBV_FLUSH_GLOBAL, IBV_FLUSH_RANGE);
+		ASSERT_EQ(0, ibv_wr_complete(qpx));
+		st[i] = rc_wait(self->rc.cq, &wc);
+		ASSERT_EQ(0, ibv_destroy_qp(qp));
+	}
+	EXPECT_EQ(IBV_WC_SUCCESS, st[0]) TH_LOG("plain MR: %s", ibv_wc_status_str(st[0]));
+	EXPECT_EQ(IBV_WC_REM_ACCESS_ERR, st[1]) TH_LOG("dma-buf MR: %s",
+						       ibv_wc_status_str(st[1]));
+	EXPECT_EQ(0, ibv_dereg_mr(fmr));
+out:
 	EXPECT_EQ(0, ibv_dereg_mr(mr));
 }
 
