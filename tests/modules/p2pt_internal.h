@@ -54,7 +54,6 @@
 #define EDU_DMA_POLL_US		1000
 #define EDU_DMA_TIMEOUT_US	(10 * USEC_PER_SEC)
 
-extern bool core_pins_maps;
 extern struct mutex p2pt_lock;		/* the two device lists */
 extern struct list_head p2pt_exporters;
 extern struct list_head p2pt_importers;

@@ -32,7 +32,7 @@
 #include "p2pt_internal.h"
 
 /* For the tests' expectations of pin counts: a fact of the kernel build. */
-bool core_pins_maps = !IS_ENABLED(CONFIG_DMABUF_MOVE_NOTIFY);
+static bool core_pins_maps = !IS_ENABLED(CONFIG_DMABUF_MOVE_NOTIFY);
 module_param(core_pins_maps, bool, 0444);
 MODULE_PARM_DESC(core_pins_maps,
 		 "the dma-buf core pins dynamic exporters around each mapping");
