@@ -131,6 +131,21 @@ static void umem_test_exit(struct kunit *test)
 	flush_delayed_fput();
 }
 
+/* A fresh exporter with @ops and a CPU umem of [@offset, @offset + @size). */
+static struct ib_umem_dmabuf *umem_test_get(struct kunit *test,
+					    const struct dma_buf_ops *ops,
+					    unsigned long offset, size_t size)
+{
+	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf *umem;
+
+	umem_test_setup(test, ops);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, offset, size, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	return umem;
+}
+
 /* An access reaches the exporter's memory at the umem's offset. */
 static void umem_cpu_access_at_offset(struct kunit *test)
 {
@@ -138,10 +153,7 @@ static void umem_cpu_access_at_offset(struct kunit *test)
 	struct ib_umem_dmabuf *umem;
 	struct iosys_map map;
 
-	umem_test_setup(test, &umem_test_dynamic_ops);
-	umem = ib_umem_dmabuf_get_cpu(t->ibdev, PAGE_SIZE, 2 * PAGE_SIZE, t->fd,
-				      IB_ACCESS_LOCAL_WRITE);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	umem = umem_test_get(test, &umem_test_dynamic_ops, PAGE_SIZE, 2 * PAGE_SIZE);
 	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 1);	/* mapped at registration */
 	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
 	iosys_map_memset(&map, 16, 0xab, 8);
@@ -180,10 +192,7 @@ static void umem_cpu_move_notify_waits(struct kunit *test)
 	struct task_struct *task;
 	struct iosys_map map;
 
-	umem_test_setup(test, &umem_test_dynamic_ops);
-	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
-				      IB_ACCESS_LOCAL_WRITE);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	umem = umem_test_get(test, &umem_test_dynamic_ops, 0, UMEM_TEST_SIZE);
 	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
 
 	n.dmabuf = t->dmabuf;
@@ -212,10 +221,7 @@ static void umem_cpu_revoked(struct kunit *test)
 	struct ib_umem_dmabuf *umem;
 	struct iosys_map map;
 
-	umem_test_setup(test, &umem_test_dynamic_ops);
-	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
-				      IB_ACCESS_LOCAL_WRITE);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	umem = umem_test_get(test, &umem_test_dynamic_ops, 0, UMEM_TEST_SIZE);
 	dma_resv_lock(t->dmabuf->resv, NULL);
 	t->exp.revoked = true;
 	dma_buf_move_notify(t->dmabuf);
@@ -242,10 +248,7 @@ static void umem_cpu_static_exporter(struct kunit *test)
 	struct ib_umem_dmabuf *umem;
 	struct iosys_map map;
 
-	umem_test_setup(test, &umem_test_static_ops);
-	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
-				      IB_ACCESS_LOCAL_WRITE);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	umem = umem_test_get(test, &umem_test_static_ops, 0, UMEM_TEST_SIZE);
 	KUNIT_EXPECT_FALSE(test, dma_buf_attachment_is_dynamic(umem->attach));
 	KUNIT_EXPECT_NULL(test, umem->attach->sgt);
 	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
