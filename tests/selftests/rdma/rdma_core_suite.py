@@ -26,9 +26,12 @@ import unittest
 from pathlib import Path
 
 BUILD = Path(__file__).resolve().parents[3]
+sys.path.insert(0, os.path.join(os.environ.get('LAB_TOP', BUILD.parent),
+                                'tests/selftests/lib'))
+from ktap import Ktap  # noqa: E402
+from lab_rdma import DEV, ensure_rxe  # noqa: E402
+
 RDMA_CORE = BUILD / 'rdma-core'
-DEV = 'rxe0'
-NETDEV = 'eth0'
 
 # Test id -> why it cannot pass in the lab (and why that is not ours).
 KNOWN = {
@@ -41,25 +44,6 @@ KNOWN = {
 
 # The dma-buf tests of rdma-core's suite that must pass on rxe.
 DMABUF_TESTS = ('tests.test_mr.DmaBufMRTest.', 'tests.test_mr.DmaBufTestCase.')
-
-
-class Ktap:
-    def __init__(self, out):
-        self.out = out
-        self.n = 0
-        self.failed = 0
-
-    def line(self, text):
-        self.out.write(text + '\n')
-        self.out.flush()
-
-    def result(self, ok, name, directive=None, diag=None):
-        self.n += 1
-        self.failed += not ok
-        for d in (diag or '').rstrip().splitlines():
-            self.line('# ' + d)
-        text = f"{'ok' if ok else 'not ok'} {self.n} {name}"
-        self.line(text + (f' # {directive}' if directive else ''))
 
 
 class KtapResult(unittest.TestResult):
@@ -113,14 +97,6 @@ class KtapResult(unittest.TestResult):
         else:
             self.outcomes[name] = 'pass'
             self.ktap.result(True, name)
-
-
-def ensure_rxe():
-    if os.path.exists(f'/sys/class/infiniband/{DEV}'):
-        return
-    subprocess.run(['ip', 'link', 'set', NETDEV, 'up'], check=True)
-    subprocess.run(['rdma', 'link', 'add', DEV, 'type', 'rxe',
-                    'netdev', NETDEV], check=True)
 
 
 def load_suite():
