@@ -18,6 +18,7 @@
 #include "kselftest_harness.h"
 #include "lab.h"
 #include "vfio_dmabuf.h"
+#include "rxe_rc.h"
 
 #define BUF_SIZE	(256 * 1024)
 #define BAR_OFF		0x400000	/* ivshmem BAR 2 slice exported */
@@ -33,146 +34,6 @@ enum source { SRC_UDMABUF, SRC_HEAP, SRC_VFIO, SRC_NVME };
 static bool vfio_src(enum source src)
 {
 	return src == SRC_VFIO || src == SRC_NVME;
-}
-
-/* Loopback RC pair on rxe0; qa sends, qb receives. */
-struct rc {
-	struct ibv_context *ctx;
-	struct ibv_pd *pd;
-	struct ibv_cq *cq;	/* qa's completions */
-	struct ibv_cq *rcq;	/* qb's completions */
-	struct ibv_qp *qa, *qb;
-	union ibv_gid gid;
-};
-
-static int rxe_up(void)
-{
-	struct ibv_device **l;
-	int n = 0;
-
-	l = ibv_get_device_list(&n);
-	if (l)
-		ibv_free_device_list(l);
-	if (n > 0)
-		return 0;
-	if (system("ip link set eth0 up && rdma link add rxe0 type rxe netdev eth0"))
-		return -ENODEV;
-	return 0;
-}
-
-static struct ibv_qp *rc_qp(struct rc *rc, struct ibv_cq *cq)
-{
-	struct ibv_qp_init_attr init = {
-		.send_cq = cq, .recv_cq = cq, .qp_type = IBV_QPT_RC,
-		.cap = { .max_send_wr = 64, .max_recv_wr = 64,
-			 .max_send_sge = 1, .max_recv_sge = 1 },
-	};
-	struct ibv_qp_attr a = {
-		.qp_state = IBV_QPS_INIT, .port_num = 1,
-		.qp_access_flags = ACCESS_RW | IBV_ACCESS_REMOTE_ATOMIC,
-	};
-	struct ibv_qp *qp = ibv_create_qp(rc->pd, &init);
-
-	if (qp && ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-				IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)) {
-		ibv_destroy_qp(qp);
-		qp = NULL;
-	}
-	return qp;
-}
-
-static int rc_connect(struct rc *rc, struct ibv_qp *qp, uint32_t dest)
-{
-	struct ibv_qp_attr a = {
-		.qp_state = IBV_QPS_RTR, .path_mtu = IBV_MTU_1024,
-		.dest_qp_num = dest, .max_dest_rd_atomic = 4, .min_rnr_timer = 12,
-		.ah_attr = { .is_global = 1, .port_num = 1,
-			     .grh = { .dgid = rc->gid, .hop_limit = 1 } },
-	};
-
-	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-			  IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-			  IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER))
-		return -errno;
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.max_rd_atomic = 4;
-	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-			  IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC))
-		return -errno;
-	return 0;
-}
-
-/* (Re)create and connect the QP pair. 0 or -errno. */
-static int rc_pair(struct rc *rc)
-{
-	if (rc->qa)
-		ibv_destroy_qp(rc->qa);
-	if (rc->qb)
-		ibv_destroy_qp(rc->qb);
-	rc->qa = rc_qp(rc, rc->cq);
-	rc->qb = rc_qp(rc, rc->rcq);
-	if (!rc->qa || !rc->qb)
-		return -errno;
-	if (rc_connect(rc, rc->qa, rc->qb->qp_num) ||
-	    rc_connect(rc, rc->qb, rc->qa->qp_num))
-		return -errno;
-	return 0;
-}
-
-/* Wait for one completion on @cq; its status, or -1. */
-static int rc_wait(struct ibv_cq *cq, struct ibv_wc *wc)
-{
-	int n, i;
-
-	for (i = 0; i < 20000000; i++) {
-		n = ibv_poll_cq(cq, 1, wc);
-		if (n)
-			return n < 0 ? -1 : (int)wc->status;
-		if (i > 1000)
-			usleep(100);
-	}
-	return -1;
-}
-
-/* One signalled work request on qa; the completion's status. */
-static int rc_post(struct rc *rc, enum ibv_wr_opcode op, struct ibv_mr *mr, void *laddr,
-		   uint64_t raddr, uint32_t rkey, uint32_t len)
-{
-	struct ibv_sge sge = { .addr = (uintptr_t)laddr, .length = len, .lkey = mr->lkey };
-	struct ibv_send_wr wr = {
-		.opcode = op, .sg_list = &sge, .num_sge = 1,
-		.send_flags = IBV_SEND_SIGNALED,
-		.wr.rdma = { .remote_addr = raddr, .rkey = rkey },
-	}, *bad;
-	struct ibv_wc wc;
-
-	if (ibv_post_send(rc->qa, &wr, &bad))
-		return -1;
-	return rc_wait(rc->cq, &wc);
-}
-
-static int qp_state(struct ibv_qp *qp)
-{
-	struct ibv_qp_init_attr init;
-	struct ibv_qp_attr a;
-
-	return ibv_query_qp(qp, &a, IBV_QP_STATE, &init) ? -1 : (int)a.qp_state;
-}
-
-/* The QP's state once it is @want, or after 5 s; rxe moves it after the CQE. */
-static int qp_state_reaches(struct ibv_qp *qp, int want)
-{
-	int i, st = -1;
-
-	for (i = 0; i < 5000 && st != want; i++) {
-		st = qp_state(qp);
-		if (st != want)
-			usleep(1000);
-	}
-	return st;
 }
 
 static size_t count_not(const uint8_t *p, size_t n, uint8_t b)
@@ -285,23 +146,8 @@ FIXTURE_SETUP(rxe)
 	self->memfd = self->host = self->dmabuf = -1;
 	self->view = self->bar_map = MAP_FAILED;
 	self->src = variant->src;
-	ASSERT_EQ(0, rxe_up()) TH_LOG("no rxe device and cannot add one");
-	{
-		struct ibv_device **l = ibv_get_device_list(NULL);
-
-		ASSERT_NE(NULL, l);
-		ASSERT_NE(NULL, l[0]);
-		self->rc.ctx = ibv_open_device(l[0]);
-		ibv_free_device_list(l);
-	}
-	ASSERT_NE(NULL, self->rc.ctx);
-	self->rc.pd = ibv_alloc_pd(self->rc.ctx);
-	self->rc.cq = ibv_create_cq(self->rc.ctx, 128, NULL, NULL, 0);
-	self->rc.rcq = ibv_create_cq(self->rc.ctx, 128, NULL, NULL, 0);
-	ASSERT_NE(NULL, self->rc.cq);
-	ASSERT_NE(NULL, self->rc.rcq);
-	ASSERT_EQ(0, ibv_query_gid(self->rc.ctx, 1, 0, &self->rc.gid));
-	ASSERT_EQ(0, rc_pair(&self->rc));
+	fd = rc_open(&self->rc);
+	ASSERT_EQ(0, fd) TH_LOG("rxe0 loopback RC pair: %s", strerror(-fd));
 
 	self->buf = aligned_alloc(4096, BUF_SIZE);
 	ASSERT_NE(NULL, self->buf);
@@ -328,18 +174,7 @@ FIXTURE_TEARDOWN(rxe)
 	if (self->plain)
 		ibv_dereg_mr(self->plain);
 	free(self->buf);
-	if (self->rc.qa)
-		ibv_destroy_qp(self->rc.qa);
-	if (self->rc.qb)
-		ibv_destroy_qp(self->rc.qb);
-	if (self->rc.cq)
-		ibv_destroy_cq(self->rc.cq);
-	if (self->rc.rcq)
-		ibv_destroy_cq(self->rc.rcq);
-	if (self->rc.pd)
-		ibv_dealloc_pd(self->rc.pd);
-	if (self->rc.ctx)
-		ibv_close_device(self->rc.ctx);
+	rc_close(&self->rc);
 	if (self->bar_map != MAP_FAILED)
 		munmap(self->bar_map, self->bar.size);
 	else if (self->view != MAP_FAILED)
