@@ -1,8 +1,13 @@
 # p2p dma-buf for Linux 6.12: build, lab and tests. See README.md.
 #
 #   make check [T=substring]  build everything, boot the lab, run all tests
-#   make demo                 build, boot the lab, show the P2P setup
+#   make demo                 build, boot the lab, show P2P RDMA into a BAR
 #   make tree | kernel | kernel-nmn | userspace | tests | fetch | deps | clean
+#
+# Every build starts with scripts/deps (the Debian packages; a second of
+# dpkg queries when they are there, apt-get when not), so make demo and
+# make check work as the first command on a fresh Debian 12 machine.
+# NO_DEPS=1 skips it.
 
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD ?= $(TOP)/build
@@ -15,12 +20,14 @@ CC := gcc
 all: kernel userspace tests
 
 deps:
+ifndef NO_DEPS
 	$(TOP)/scripts/deps
+endif
 
-fetch:
+fetch: deps
 	$(TOP)/scripts/fetch
 
-tree:
+tree: deps
 	$(TOP)/scripts/mktree
 
 kernel: tree
@@ -34,7 +41,7 @@ kernel-nmn: tree
 	CONFIG_FRAGMENTS="configs/lab.config configs/debug.config configs/no-move-notify.config" \
 		$(TOP)/scripts/mkkernel
 
-userspace:
+userspace: deps
 	$(TOP)/scripts/mkuserspace
 
 include $(TOP)/tests/Makefile

@@ -1,0 +1,55 @@
+#!/bin/bash
+# Self-test of kbuild_progress (scripts/lib.sh), which turns the cold
+# kernel build's output into a progress line a minute: warnings must still
+# show, the count and the share must be right, and an incremental build
+# must not become the scale of the next one. Output is TAP.
+. "$(dirname "$0")/../../scripts/lib.sh"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export KBUILD_PROGRESS_SECS=1
+n=0 failed=0
+ok() { # ok COND NAME [DIAG]
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n $2"
+	else
+		[ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /'
+		echo "not ok $n $2"
+		failed=1
+	fi
+}
+echo "TAP version 13"
+echo "1..6"
+
+build() { # build N: N quiet lines, make's noise and one warning
+	local i
+	echo "make[1]: Entering directory '/x'"
+	for ((i = 0; i < $1; i++)); do echo "  CC      f$i.o"; done
+	echo "x.c:1:2: warning: unused"
+	echo "make[1]: Leaving directory '/x'"
+}
+
+err=$(build 2 | kbuild_progress "$dir" 2>&1 >/dev/null)
+[ "$err" = "x.c:1:2: warning: unused" ]
+ok $? only_warnings_pass_through "stderr: $err"
+
+[ ! -e "$dir/.p2p-build-steps" ]
+ok $? a_relink_sets_no_scale "steps file: $(cat "$dir/.p2p-build-steps" 2>&1)"
+
+build 300 | kbuild_progress "$dir" 2>/dev/null
+[ "$(cat "$dir/.p2p-build-steps")" = 300 ]
+ok $? a_full_build_sets_the_scale "steps file: $(cat "$dir/.p2p-build-steps" 2>&1)"
+
+echo 400 > "$dir/.p2p-build-steps"
+err=$( (build 99; sleep 1.2; build 1) | kbuild_progress "$dir" 2>&1 >/dev/null)
+[[ $err == *"kernel: 100 build steps of about 400 (25%)"* ]]
+ok $? progress_with_share "stderr: $err"
+
+echo 10 > "$dir/.p2p-build-steps"
+err=$(printf '  CC      a.o\n' | kbuild_progress "$dir" 2>&1 >/dev/null)
+[ -z "$err" ]
+ok $? quiet_when_quick "stderr: $err"
+
+[ "$(cat "$dir/.p2p-build-steps")" = 10 ]
+ok $? an_incremental_build_keeps_the_scale "steps file: $(cat "$dir/.p2p-build-steps")"
+exit $failed
