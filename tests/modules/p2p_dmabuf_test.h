@@ -230,6 +230,22 @@ struct p2pt_dma_mask {
 	__u32 pad;
 };
 
+/*
+ * P2PT_IOC_P2PMEM: register @size bytes at @offset of BAR @bar of @bdf
+ * (bound to p2p_test_exporter) as struct-page P2P memory with
+ * pci_p2pdma_add_resource(), for the benchmarks (the cost the dma-buf
+ * exporters avoid). @size 0: the rest of the BAR. The memory stays until
+ * the device is unbound (devres). Errors: ENODEV no such exporter;
+ * EINVAL bad @bar, @pad or range; what pci_p2pdma_add_resource() returns.
+ */
+struct p2pt_p2pmem {
+	char bdf[P2PT_BDF_LEN];
+	__u32 bar;
+	__u32 pad;
+	__u64 size;
+	__u64 offset;
+};
+
 #define P2PT_IOC_MAGIC		0xd7
 #define P2PT_IOC_EXPORT		_IOWR(P2PT_IOC_MAGIC, 0, struct p2pt_export)
 #define P2PT_IOC_REVOKE		_IOW(P2PT_IOC_MAGIC, 1, struct p2pt_revoke)
@@ -244,5 +260,6 @@ struct p2pt_dma_mask {
 #define P2PT_IOC_VUNMAP		_IOW(P2PT_IOC_MAGIC, 10, struct p2pt_handle)
 #define P2PT_IOC_CPU		_IOW(P2PT_IOC_MAGIC, 11, struct p2pt_cpu)
 #define P2PT_IOC_DMA_MASK	_IOW(P2PT_IOC_MAGIC, 12, struct p2pt_dma_mask)
+#define P2PT_IOC_P2PMEM		_IOW(P2PT_IOC_MAGIC, 13, struct p2pt_p2pmem)
 
 #endif /* _P2P_DMABUF_TEST_H */

@@ -289,6 +289,29 @@ int p2pt_ioctl_revoke(void __user *uarg, bool revoke)
 	return ret;
 }
 
+int p2pt_ioctl_p2pmem(void __user *uarg)
+{
+	struct p2pt_exporter *exp;
+	struct p2pt_p2pmem args;
+	int ret;
+
+	if (copy_from_user(&args, uarg, sizeof(args)))
+		return -EFAULT;
+	if (args.pad || args.bar >= PCI_STD_NUM_BARS ||
+	    strnlen(args.bdf, P2PT_BDF_LEN) == P2PT_BDF_LEN)
+		return -EINVAL;
+	exp = p2pt_exporter_get(args.bdf);
+	if (!exp)
+		return -ENODEV;
+	mutex_lock(&exp->lock);
+	ret = -ENODEV;
+	if (!exp->gone)
+		ret = pci_p2pdma_add_resource(exp->pdev, args.bar, args.size, args.offset);
+	mutex_unlock(&exp->lock);
+	kref_put(&exp->kref, p2pt_exporter_free);
+	return ret;
+}
+
 static int p2pt_exporter_probe(struct pci_dev *pdev,
 			       const struct pci_device_id *id)
 {

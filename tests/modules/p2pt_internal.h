@@ -134,6 +134,7 @@ struct p2pt_file {
 extern struct pci_driver p2pt_exporter_driver;
 int p2pt_ioctl_export(void __user *uarg);
 int p2pt_ioctl_revoke(void __user *uarg, bool revoke);
+int p2pt_ioctl_p2pmem(void __user *uarg);
 struct p2pt_buf *p2pt_buf_of(struct dma_buf *dmabuf);
 
 /* p2pt_importer.c */

@@ -87,6 +87,8 @@ static long p2pt_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return p2pt_ioctl_revoke(uarg, false);
 	case P2PT_IOC_DMA_MASK:
 		return p2pt_ioctl_dma_mask(uarg);
+	case P2PT_IOC_P2PMEM:
+		return p2pt_ioctl_p2pmem(uarg);
 	}
 
 	mutex_lock(&pf->lock);
