@@ -2,6 +2,7 @@
 #
 #   make check [T=substring]  build everything, boot the lab, run all tests
 #   make demo                 build, boot the lab, show P2P RDMA into a BAR
+#   make bench-<name>         run one benchmark (bench/README.md)
 #   make tree | kernel | kernel-nmn | userspace | tests | fetch | deps | clean
 #
 # Every build starts with scripts/deps (the Debian packages; a second of
@@ -45,6 +46,7 @@ userspace: deps
 	$(TOP)/scripts/mkuserspace
 
 include $(TOP)/tests/Makefile
+include $(TOP)/bench/Makefile
 
 $(BUILD)/kbuild/.headers-stamp:
 	$(TOP)/scripts/mktree
@@ -62,7 +64,7 @@ shell: kernel
 	$(TOP)/lab/run --shell
 
 clean:
-	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-nmn $(BUILD)/tests $(BUILD)/lab
+	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-nmn $(BUILD)/tests $(BUILD)/bench $(BUILD)/lab
 
 distclean:
 	rm -rf $(BUILD)
