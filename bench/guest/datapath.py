@@ -6,7 +6,8 @@ buffer, and the cost of the bounce copy, in one boot.
 For ib_write_bw and ib_write_lat at each size, the server (the side the
 data is written into) registers its buffer from one source: plain host
 memory (no --use_dmabuf), vfio:<ivshmem> (BAR 2 exported by vfio-pci),
-heap:system or udmabuf; the client always sends from plain host memory.
+heap:system or udmabuf, and plain host memory once more (the noise of
+one run); the client always sends from plain host memory.
 Then bar-copy times a CPU copy of each size into BAR 2 through the VFIO
 mmap: the second half of the bounce a user has without dma-buf MRs.
 
@@ -41,6 +42,7 @@ def main():
         'vfio': [f'--use_dmabuf=vfio:{ivshmem}'],
         'heap': ['--use_dmabuf=heap:system'],
         'udmabuf': ['--use_dmabuf=udmabuf'],
+        'plain_again': [],	# the noise: plain against plain
     }
     results = []
     for test, iters in ITERS.items():
