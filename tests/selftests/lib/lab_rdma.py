@@ -24,6 +24,13 @@ def sh(*cmd):
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
+def text(out):
+    """What a timed-out subprocess had printed (bytes, str or None) as str."""
+    if isinstance(out, bytes):
+        return out.decode(errors='replace')
+    return out or ''
+
+
 def ensure_rxe():
     if not os.path.exists(f'/sys/class/infiniband/{DEV}'):
         subprocess.run(['ip', 'link', 'set', NETDEV, 'up'], check=True)
@@ -124,7 +131,7 @@ def perftest(test, server_args, client_args, addr, gid, timeout=240):
                              text=True, timeout=timeout)
         crc, cout = cli.returncode, cli.stdout + cli.stderr
     except subprocess.TimeoutExpired as e:
-        crc, cout = None, f'client timed out after {timeout} s\n{e.stdout or ""}'
+        crc, cout = None, f'client timed out after {timeout} s\n{text(e.stdout)}'
     try:
         sout = srv.communicate(timeout=60)[0]
     except subprocess.TimeoutExpired:

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.environ.get('LAB_TOP', BUILD.parent),
                                 'tests/selftests/lib'))
 from ktap import Ktap  # noqa: E402
 from lab_rdma import (BIN, DEV, bind_vfio, ensure_rxe, figure,  # noqa: E402
-                      ipv4_addr, ipv4_gid_index, lab_pci_find, perftest)
+                      ipv4_addr, ipv4_gid_index, lab_pci_find, perftest, text)
 
 GUARD = 0x5a
 BW_SIZE = 65536
@@ -83,6 +83,14 @@ def expect_write_lat(data, size):
 
 
 def main():
+    payload = Path(f'/tmp/perftest_dmabuf.{os.getpid()}.payload')
+    try:
+        return run(payload)
+    finally:
+        payload.unlink(missing_ok=True)
+
+
+def run(payload):
     ensure_rxe()
     ktap = Ktap(sys.stdout)
     ktap.line('TAP version 13')
@@ -94,7 +102,6 @@ def main():
     cdev = list(Path(f'/sys/bus/pci/devices/{ivshmem}/vfio-dev').glob('vfio*'))
     via = 'cdev' if cdev and Path('/dev/vfio/devices', cdev[0].name).exists() else 'group'
     host = Host()
-    payload = Path(f'/tmp/perftest_dmabuf.{os.getpid()}.payload')
     payload.write_text(','.join(f'0x{d:08x}' for d in PATTERN))
     pay = [f'--payload_file_path={payload}']
     heap, udma = '--use_dmabuf=heap:system', '--use_dmabuf=udmabuf'
@@ -141,6 +148,8 @@ def main():
         ('ib_dm_dmabuf_on_rxe', [f'--use_ib_dm_dmabuf={DEV}'],
          f'device memory is not supported by {DEV}'),
         ('no_such_rdma_device', ['--use_ib_dm_dmabuf=mlx5_9'], 'no RDMA device mlx5_9'),
+        ('rdma_dm_with_a_payload', ['--use_dmabuf=rdma_dm', '--payload_file_path=/dev/null'],
+         'the CPU cannot reach device memory'),
         ('two_memory_types', [heap, '--mmap=/dev/zero'], "Can't use multiple memory types"),
     ]
     ktap.line(f'1..{len(data_cases) + len(sys_cases) + len(bad_args) + 1}')
@@ -176,7 +185,7 @@ def main():
                                capture_output=True, text=True, timeout=60)
             rc, out = r.returncode, r.stdout + r.stderr
         except subprocess.TimeoutExpired as e:
-            rc, out = None, f'still running after 60 s (waiting for a client?)\n{e.stdout}'
+            rc, out = None, f'still running after 60 s (waiting for a client?)\n{text(e.stdout)}'
         ok = rc not in (0, None) and msg in out
         ktap.result(ok, f'refused_{name}',
                     diag=None if ok else f'exit {rc}, expected "{msg}":\n{out}')
@@ -190,7 +199,6 @@ def main():
     ok = crc not in (0, None) and 'the buffers do not fit' in cout
     ktap.result(ok, 'refused_buffers_larger_than_bar',
                 diag=None if ok else f'client exit {crc}:\n{cout}')
-    payload.unlink()
     return 1 if ktap.failed else 0
 
 

@@ -19,7 +19,6 @@ contains one of them; the closing checks are then left out)
 """
 import importlib.machinery
 import os
-import subprocess
 import sys
 import traceback
 import unittest
