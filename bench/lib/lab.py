@@ -3,10 +3,10 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get('BUILD', TOP / 'build'))
 
 
 def lab_run(cmd, cpu='amd', env=None, timeout=3000, what='the benchmark'):
@@ -14,10 +14,15 @@ def lab_run(cmd, cpu='amd', env=None, timeout=3000, what='the benchmark'):
     the run directory (output, console.log, files the guest wrote to
     $LAB_RUN). Exits with the guest's output when the command failed."""
     print(f'== {what}: booting the lab ({cpu})', file=sys.stderr, flush=True)
-    rc = subprocess.run([str(TOP / 'lab/run'), '--quiet', '--cpu', cpu, '--timeout',
-                         str(timeout), '--'] + cmd,
-                        env=dict(os.environ, **(env or {}))).returncode
-    run_dir = (BUILD / 'lab' / 'last').resolve()
+    # This boot's own directory: build/lab/last may be another boot's.
+    with tempfile.NamedTemporaryFile('r') as where:
+        rc = subprocess.run([str(TOP / 'lab/run'), '--quiet', '--cpu', cpu, '--timeout',
+                             str(timeout), '--run-dir', where.name, '--'] + cmd,
+                            env=dict(os.environ, **(env or {}))).returncode
+        name = where.read().strip()
+    if not name:
+        sys.exit(f'{what}: the lab did not start (status {rc})')
+    run_dir = Path(name)
     if rc:
         out = run_dir / 'output'
         sys.stderr.write(out.read_text()[-4000:] if out.exists() else '')
