@@ -34,11 +34,12 @@ kmake() {
 # kbuild_progress DIR: read Kbuild's output on stdin (make without -s);
 # count its quiet command lines ("  CC      x.o") and show the count every
 # KBUILD_PROGRESS_SECS (default 60) seconds, as a share of the last full
-# build's count (kept in DIR/.p2p-build-steps) when there is one; make's
-# directory lines are dropped, every other line (warnings, errors) goes to
-# stderr as it came.
+# build's count (kept in DIR/.p2p-build-steps, written when Kbuild says
+# the kernel is ready) when there is one; make's directory lines are
+# dropped, every other line (warnings, errors) goes to stderr as it came.
 kbuild_progress() {
 	local dir=$1 line n=0 start=$SECONDS every=${KBUILD_PROGRESS_SECS:-60} next total of=
+	local built=
 	next=$((SECONDS + every))
 	total=$(cat "$dir/.p2p-build-steps" 2>/dev/null || echo 0)
 	while IFS= read -r line; do
@@ -50,12 +51,15 @@ kbuild_progress() {
 			log "kernel: $n build steps$of, $((SECONDS - start)) s"
 			next=$((SECONDS + every))
 			;;
-		"make["*"]: "*"ing directory"*) ;;
-		*) printf '%s\n' "$line" >&2 ;;
+		"make: "*"ing directory"* | "make["*"]: "*"ing directory"*) ;;
+		*)
+			case $line in "Kernel: "*" is ready"*) built=1 ;; esac
+			printf '%s\n' "$line" >&2
+			;;
 		esac
 	done
-	# A build from scratch (not a relink: 100 steps at least) sets the
-	# scale for the next one.
-	[ "$n" -lt 100 ] || [ "$n" -lt $((total / 2)) ] ||
+	# A build from scratch that got to the end (not a relink: 100 steps
+	# at least) sets the scale for the next one.
+	[ -z "$built" ] || [ "$n" -lt 100 ] || [ "$n" -lt $((total / 2)) ] ||
 		echo "$n" > "$dir/.p2p-build-steps"
 }
