@@ -27,6 +27,8 @@
 #include <time.h>
 #include "rxe_rc.h"
 #include "vfio_dmabuf_ops.h"
+#define TOOL_NAME "dmabuf-bench"
+#include "tool.h"
 
 #define MR_IOVA		0x7f0000000000ULL
 #define REV_LEN		0x10000
@@ -34,17 +36,9 @@
 
 static struct vdb_lab l;
 
-static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+/* Nothing to undo: the lab devices go back to their drivers at exit (p2pt.h). */
+static void cleanup(void)
 {
-	va_list ap;
-
-	fflush(stdout);
-	fputs("dmabuf-bench: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
 }
 
 static double now_us(void)

@@ -27,6 +27,8 @@
 #include "lab.h"
 #include "rxe_rc.h"
 #include "vfio_dmabuf_ops.h"
+#define TOOL_NAME "rdma-dmabuf"
+#include "tool.h"
 
 #define BAR		2
 #define BAR_OFF		0xa00000
@@ -48,8 +50,6 @@ static struct {
 	uint16_t cmd;
 } s = { .dmabuf = -1, .v = { -1, -1, -1, -1 } };
 
-static int failures;
-
 static void cleanup(void)
 {
 	uint16_t cmd;
@@ -68,35 +68,6 @@ static void cleanup(void)
 	    cmd != s.cmd && lab_vfio_config_write16(&s.v, PCI_COMMAND, s.cmd))
 		printf("cleanup: cannot restore PCI_COMMAND 0x%04x\n", s.cmd);
 	lab_vfio_close(&s.v);
-}
-
-static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("rdma-dmabuf: FAILED: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cleanup();
-	exit(1);
-}
-
-static void __attribute__((format(printf, 2, 3))) check(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok)
-		return;
-	failures++;
-	fflush(stdout);
-	fputs("rdma-dmabuf: CHECK FAILED: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
 }
 
 static const char *qp_state_name(int st)
@@ -286,6 +257,6 @@ int main(int argc, char **argv)
 			landed(0x2000);
 	}
 	cleanup();
-	printf("rdma-dmabuf: %s\n", failures ? "FAILED" : "all checks passed");
-	return failures ? 1 : 0;
+	printf("rdma-dmabuf: %s\n", tool_failures ? "FAILED" : "all checks passed");
+	return tool_failures ? 1 : 0;
 }

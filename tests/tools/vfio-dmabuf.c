@@ -31,6 +31,8 @@
  */
 #include <time.h>
 #include "lab.h"
+#define TOOL_NAME "vfio-dmabuf"
+#include "tool.h"
 #include "p2p_dmabuf_test.h"
 
 #define BAR		2
@@ -59,8 +61,6 @@ static struct {
 	uint16_t cmd;			/* PCI_COMMAND before we touched it */
 } s = { .dmabuf = -1, .dev = -1, .v = { -1, -1, -1, -1 } };
 
-static int failures;
-
 static void cleanup(void)
 {
 	uint16_t cmd;
@@ -83,35 +83,6 @@ static void cleanup(void)
 	}
 	s.dev = s.dmabuf = -1;
 	s.imp_moved = false;
-}
-
-static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fputs("vfio-dmabuf: FAILED: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cleanup();
-	exit(1);
-}
-
-static void __attribute__((format(printf, 2, 3))) check(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok)
-		return;
-	failures++;
-	fflush(stdout);
-	fputs("vfio-dmabuf: CHECK FAILED: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
 }
 
 static void find(const char *arg, char bdf[LAB_BDF_LEN])
@@ -471,8 +442,8 @@ int main(int argc, char **argv)
 	status("at the end", &st);
 
 	cleanup();
-	if (failures) {
-		fprintf(stderr, "vfio-dmabuf: %d check(s) FAILED\n", failures);
+	if (tool_failures) {
+		fprintf(stderr, "vfio-dmabuf: %d check(s) FAILED\n", tool_failures);
 		return 1;
 	}
 	printf("vfio-dmabuf: all checks passed\n");
