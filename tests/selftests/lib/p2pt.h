@@ -243,9 +243,9 @@ static inline int p2pt_dma_debug_resources(const char *bdf, bool show)
  * the test drivers: rebinding a device costs about half a second under TCG
  * with the debug kernel.
  */
-#define P2PT_LAB_NDEV	5
+#define P2PT_LAB_NDEV	6
 static const char * const p2pt_lab_names[P2PT_LAB_NDEV] = {
-	"ivshmem", "edu", "edu2", "nvme", "testdev",
+	"ivshmem", "edu", "edu2", "nvme", "testdev", "ivshmem2",
 };
 static struct {
 	pid_t pid;			/* the harness's main process */
