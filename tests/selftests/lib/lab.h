@@ -372,6 +372,31 @@ static inline void lab_pattern(void *buf, size_t len, uint64_t off, uint32_t see
 	}
 }
 
+/*
+ * The value of line "@key:" of /proc/self/fdinfo/@fd (a dma-buf's "size",
+ * "exp_name", ...) into @val, or "" if there is none.
+ */
+static inline void lab_fdinfo(int fd, const char *key, char *val, size_t len)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+	FILE *f;
+
+	val[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, key, klen) && line[klen] == ':') {
+			snprintf(val, len, "%s", line + klen + 1 + strspn(line + klen + 1, " \t"));
+			val[strcspn(val, "\n")] = '\0';
+			break;
+		}
+	}
+	fclose(f);
+}
+
 /* Open file descriptors of this process (to see that nothing was made). */
 static inline int lab_nr_fds(void)
 {

@@ -33,21 +33,13 @@ static struct ibv_device *find_mlx5(struct ibv_device **list, int n)
 	return NULL;
 }
 
+/* The size of dma-buf @fd, from fdinfo; -1 if unknown. */
 static long fdinfo_size(int fd)
 {
-	char path[64], line[128];
-	long size = -1;
-	FILE *f;
+	char size[32];
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "size:", 5))
-			size = strtol(line + 5, NULL, 0);
-	fclose(f);
-	return size;
+	lab_fdinfo(fd, "size", size, sizeof(size));
+	return size[0] ? strtol(size, NULL, 0) : -1;
 }
 
 FIXTURE(mlx5) {

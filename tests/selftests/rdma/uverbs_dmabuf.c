@@ -113,28 +113,6 @@ static void host2_expect(struct __test_metadata *_metadata, struct udb_lab *l,
 				 (unsigned long long)(off + i), i < len ? buf[i] : 0, val);
 }
 
-/* A line "@key:\t<value>" of /proc/self/fdinfo/@fd, or "". */
-static void fdinfo(int fd, const char *key, char *val, size_t len)
-{
-	char path[64], line[256];
-	size_t klen = strlen(key);
-	FILE *f;
-
-	val[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, key, klen) && line[klen] == ':') {
-			snprintf(val, len, "%s", line + klen + 1 + strspn(line + klen + 1, " \t"));
-			val[strcspn(val, "\n")] = '\0';
-			break;
-		}
-	}
-	fclose(f);
-}
-
 FIXTURE(udb) {
 	struct udb_lab l;
 };
@@ -158,14 +136,14 @@ TEST_F(udb, exports_are_dma_bufs_of_the_entries)
 
 	db = uvr_export_dmabuf(l->uv, l->resp.doorbell_offset);
 	ASSERT_LE(0, db) TH_LOG("doorbell: %s", strerror(-db));
-	fdinfo(db, "size", v, sizeof(v));
+	lab_fdinfo(db, "size", v, sizeof(v));
 	EXPECT_STREQ("4096", v);
-	fdinfo(db, "exp_name", v, sizeof(v));
+	lab_fdinfo(db, "exp_name", v, sizeof(v));
 	EXPECT_STREQ("ib_core", v);
 
 	mem = uvr_export_dmabuf(l->uv, l->resp.memory_offset);
 	ASSERT_LE(0, mem) TH_LOG("memory: %s", strerror(-mem));
-	fdinfo(mem, "size", v, sizeof(v));
+	lab_fdinfo(mem, "size", v, sizeof(v));
 	EXPECT_EQ(P2PT_RDMA_MEM_PAGES * PAGE, strtoull(v, NULL, 0));
 
 	/* The same entry twice: two dma-bufs. */

@@ -101,9 +101,7 @@ FIXTURE_TEARDOWN(rc)
 TEST_F(rc, export_command_matches_the_kernel)
 {
 	const struct ib_uverbs_attr *a = redirect.seen.attrs;
-	char path[64], line[128];
-	bool size_ok = false;
-	FILE *f;
+	char size[32];
 	int fd;
 
 	redirect.to = self->uv;
@@ -123,15 +121,8 @@ TEST_F(rc, export_command_matches_the_kernel)
 		TH_LOG("the offset is the mmap() byte offset, inline");
 
 	/* The kernel made a dma-buf of the memory entry from it. */
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "re");
-	ASSERT_NE(NULL, f);
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "size:", 5))
-			size_ok = strtoull(line + 5, NULL, 0) == self->resp.memory_len;
-	fclose(f);
-	EXPECT_TRUE(size_ok) TH_LOG("fdinfo size is not the entry's %llu bytes",
-				    (unsigned long long)self->resp.memory_len);
+	lab_fdinfo(fd, "size", size, sizeof(size));
+	EXPECT_EQ(self->resp.memory_len, strtoull(size, NULL, 0));
 	close(fd);
 }
 
