@@ -400,6 +400,13 @@ void rdma_user_mmap_entry_revoke_dmabufs(struct rdma_user_mmap_entry *entry)
 {
 	struct rdma_user_mmap_dmabuf *mdb;
 
+	/*
+	 * Only drivers with mmap_get_pfns have exported entries: the others'
+	 * rdma_user_mmap_entry_remove() takes no lock and does not sleep.
+	 */
+	if (!entry->ucontext->device->ops.mmap_get_pfns)
+		return;
+
 	for (;;) {
 		mutex_lock(&entry->dmabufs_lock);
 		mdb = list_first_entry_or_null(&entry->dmabufs,
