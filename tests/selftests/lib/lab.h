@@ -24,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/iommufd.h>
 #include <linux/pci_regs.h>
@@ -410,6 +411,26 @@ static inline int lab_nr_fds(void)
 		n += d->d_name[0] != '.';
 	closedir(dir);
 	return n - 1;		/* not the one opendir() used */
+}
+
+/*
+ * Wait until @counter, which another thread counts up, differs from @from:
+ * true once it does, false after @secs seconds. The bound only catches a
+ * hang (a thread that stopped making progress); it is no speed check, so
+ * make it generous: the lab runs under TCG, on a machine that may be busy.
+ */
+static inline bool lab_wait_change(const volatile int *counter, int from, int secs)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (*counter == from) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec >= secs)
+			return false;
+		usleep(1000);
+	}
+	return true;
 }
 
 /* A KTAP comment line on stderr: "# ..." */

@@ -104,7 +104,7 @@ static bool clean_errno(int err)
 	return err == -ENOMEM || err == -EIO;
 }
 
-TEST_F_TIMEOUT(fault, import_and_map, 900)
+TEST_F_TIMEOUT(fault, import_and_map, 300)
 {
 	struct p2pt_lab *lab = &self->lab;
 	int n, fd, h, ret, leak_n = 0, import_fail = 0, map_fail = 0;
@@ -272,7 +272,7 @@ TEST_F_TIMEOUT(fault, iova_failure_mid_list, 300)
 }
 
 /* The same for creating the dma-buf. */
-TEST_F_TIMEOUT(fault, export, 600)
+TEST_F_TIMEOUT(fault, export, 300)
 {
 	struct p2pt_lab *lab = &self->lab;
 	struct finj_sweep s;

@@ -638,7 +638,8 @@ TEST_F_TIMEOUT(rxe, teardown_during_traffic, 120)
 			       .lkey = self->plain->lkey };
 	struct ibv_send_wr wr = { .opcode = IBV_WR_RDMA_WRITE, .sg_list = &sge, .num_sge = 1,
 				  .wr.rdma = { .remote_addr = MR_IOVA } }, *bad;
-	int i, status;
+	int i, sig, status;
+	sigset_t usr1;
 	pid_t pid;
 
 	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
@@ -651,6 +652,10 @@ TEST_F_TIMEOUT(rxe, teardown_during_traffic, 120)
 	self->rc.qa = NULL;
 	ASSERT_EQ(0, ibv_dereg_mr(mr));
 
+	/* Blocked before the fork: the child may signal before we wait. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	ASSERT_EQ(0, sigprocmask(SIG_BLOCK, &usr1, NULL));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
@@ -684,15 +689,7 @@ TEST_F_TIMEOUT(rxe, teardown_during_traffic, 120)
 				kill(getppid(), SIGUSR1);
 		}
 	}
-	{
-		sigset_t set;
-		int sig;
-
-		sigemptyset(&set);
-		sigaddset(&set, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &set, NULL);
-		ASSERT_EQ(0, sigwait(&set, &sig));
-	}
+	ASSERT_EQ(0, sigwait(&usr1, &sig));
 	usleep(200000);
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
@@ -713,7 +710,8 @@ struct traffic {
 	FIXTURE_DATA(rxe) *self;
 	struct ibv_mr *mr;
 	volatile int stop;
-	int ok, refused, other, other_status;
+	volatile int ok, refused;
+	int other, other_status;
 };
 
 static void *traffic_thread(void *arg)
@@ -752,7 +750,7 @@ TEST_F_TIMEOUT(rxe, revoke_under_traffic, 300)
 	struct traffic t = { .self = self };
 	uint8_t *poison, *check;
 	pthread_t thread;
-	int i, changed = 0;
+	int i, ok, refused, changed = 0;
 	bool resets;
 
 	if (!vfio_src(self->src))
@@ -778,6 +776,13 @@ TEST_F_TIMEOUT(rxe, revoke_under_traffic, 300)
 		if (self->host >= 0)
 			ASSERT_EQ(65536, pwrite(self->host, poison, 65536, BAR_OFF));
 		usleep(10000 + (i % 4) * 5000);
+		/* Every window of a revoke sees a WRITE refused. */
+		refused = t.refused;
+		if (!lab_wait_change(&t.refused, refused, 60)) {
+			EXPECT_TRUE(0) TH_LOG("round %d: no WRITE refused while revoked", i);
+			EXPECT_EQ(0, vdb_memory(&self->l.v, true));
+			break;
+		}
 		if (self->host >= 0) {
 			ASSERT_EQ(65536, pread(self->host, check, 65536, BAR_OFF));
 			changed += !!memcmp(check, poison, 65536);
@@ -785,6 +790,9 @@ TEST_F_TIMEOUT(rxe, revoke_under_traffic, 300)
 		ASSERT_EQ(0, vdb_memory(&self->l.v, true));
 		usleep(i % 2 ? 2000 : 15000);
 	}
+	/* The stream lands again once the last revoke is undone. */
+	ok = t.ok;
+	EXPECT_TRUE(lab_wait_change(&t.ok, ok, 60)) TH_LOG("no WRITE landed after the last revoke");
 	t.stop = 1;
 	pthread_join(thread, NULL);
 	TH_LOG("%d revokes: %d WRITEs landed, %d refused", i, t.ok, t.refused);

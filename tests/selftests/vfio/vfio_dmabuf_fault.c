@@ -61,7 +61,7 @@ static void check_nothing_left(struct __test_metadata *_metadata, FIXTURE_DATA(f
 	EXPECT_EQ(0, lab_pci_bind(l->lab.ivshmem, P2PT_EXPORTER_DRIVER));
 }
 
-TEST_F_TIMEOUT(fault, export, 600)
+TEST_F_TIMEOUT(fault, export, 300)
 {
 	struct vdb_lab *l = &self->l;
 	struct finj_sweep s;
@@ -92,7 +92,7 @@ TEST_F_TIMEOUT(fault, export, 600)
 }
 
 /* Import and CPU mapping (vmap) of a dma-buf under faults. */
-TEST_F_TIMEOUT(fault, import_and_vmap, 600)
+TEST_F_TIMEOUT(fault, import_and_vmap, 300)
 {
 	struct vdb_lab *l = &self->l;
 	struct finj_sweep s;

@@ -245,7 +245,7 @@ static void use(struct __test_metadata *_metadata, struct vdb_lab *l, int fd, ui
 	EXPECT_EQ(0, p2pt_release(l->lab.dev, h));
 }
 
-TEST_F_TIMEOUT(fuzz, feature_dma_buf, 900)
+TEST_F_TIMEOUT(fuzz, feature_dma_buf, 600)
 {
 	struct vdb_lab *l = &self->l;
 	unsigned int seed, i, made = 0, probes = 0, mismatches = 0;

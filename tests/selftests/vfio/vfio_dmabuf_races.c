@@ -317,10 +317,13 @@ TEST_F_TIMEOUT(races, close_vs_map, 300)
 	u.handle = p2pt_import(u.dev, l->imp, self->fd, P2PT_IMPORT_DYNAMIC, 0);
 	ASSERT_LT(0, (int)u.handle);
 	ASSERT_EQ(0, pthread_create(&thread, NULL, map_thread, &u));
-	usleep(300000);
+	/* Some steps work before the close, and some are refused after it. */
+	lab_wait_change(&u.ok, 0, 60);
+	usleep(100000);
 	lab_vfio_close(&l->v);
 	refused = u.refused;
-	usleep(300000);
+	lab_wait_change(&u.refused, refused, 60);
+	usleep(100000);
 	u.stop = 1;
 	pthread_join(thread, NULL);
 	user_report(_metadata, &u, "importer");

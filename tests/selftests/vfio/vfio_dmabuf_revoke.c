@@ -363,7 +363,7 @@ TEST_F_TIMEOUT(revoke, low_power_wakeup, 180)
 			  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, &w, sizeof(w));
 	ASSERT_EQ(0, ret) TH_LOG("LOW_POWER_ENTRY_WITH_WAKEUP: %s", strerror(-ret));
 	/* The runtime suspend may come after the ioctl returns. */
-	ASSERT_TRUE(runtime_status_is(l, "suspended", 5000))
+	ASSERT_TRUE(runtime_status_is(l, "suspended", 60000))
 		TH_LOG("ivshmem did not runtime-suspend in low power");
 	/* Importers do not wake the device. */
 	check_revoked(_metadata, self, 1);
