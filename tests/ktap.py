@@ -119,67 +119,115 @@ def log_reports(path):
     return out
 
 
-def summarize(args):
-    """Return (passed, failed, skipped, failures) over RUNDIR[:LABEL] args."""
+def last_output(path, n=5):
+    """The last n non-empty lines of a program's output, indented."""
+    if not os.path.exists(path):
+        return []
+    lines = [l.rstrip() for l in open(path, errors='replace') if l.strip()]
+    return ['    | ' + l for l in lines[-n:]]
+
+
+def read_words(path):
+    return open(path).read().split() if os.path.exists(path) else []
+
+
+def summarize_run(run, label):
+    """Return (passed, failed, skipped, failures) for one run directory."""
     passed = failed = skipped = 0
+    failures = []
+    res = os.path.join(run, 'results')
+    taps = sorted(f for f in os.listdir(res) if f.endswith('.tap')) if os.path.isdir(res) else []
+    if not taps:
+        failures.append('[%s] no test results (guest did not run the tests?)' % label)
+        failed += 1
+    # The program that was running when the boot ended (tests/guest-run):
+    # the boot was killed at its timeout, or the guest died.
+    running = read_words(os.path.join(res, 'running'))
+    for tap in taps:
+        prog = tap[:-4]
+        path = os.path.join(res, tap)
+        results, incomplete = parse_tap(path)
+        rc = ''.join(read_words(os.path.join(res, prog + '.rc')))
+        took = read_words(os.path.join(res, prog + '.time'))
+        if rc in ('124', '137') and len(took) == 2 and float(took[0]) >= float(took[1]):
+            # Killed at its own timeout: one failure, named, with what it
+            # printed last; the results it gave before still count.
+            incomplete = []
+            results.append(('timed out after %s s (its timeout)' % took[1], 'fail'))
+        elif running and running[0].replace('/', '-', 1) == prog:
+            incomplete = []
+            results.append(('still running when the boot ended (%s)' %
+                            ' '.join(running[1:]), 'fail'))
+            rc = ''
+        for name, status in results:
+            if status == 'pass':
+                passed += 1
+            elif status == 'skip':
+                skipped += 1
+            else:
+                failed += 1
+                failures.append('[%s] %s: %s' % (label, prog, name))
+                if name.startswith(('timed out', 'still running')):
+                    failures.extend(last_output(path))
+        for what in incomplete:
+            failed += 1
+            failures.append('[%s] %s: incomplete, %s' % (label, prog, what))
+        # kselftest exit codes: 0 pass, 4 skip.
+        if rc and rc not in ('0', '4') and not any(s == 'fail' for _, s in results):
+            failed += 1
+            failures.append('[%s] %s: exited with status %s' % (label, prog, rc))
+        if not results and not incomplete:
+            failed += 1
+            failures.append('[%s] %s: no results' % (label, prog))
+    console = os.path.join(run, 'console.log')
+    if not os.path.exists(console):
+        return passed, failed, skipped, failures  # not a lab boot (host-side results)
+    # The guest log and the leak reports are one check per boot.
+    reports = log_reports(console)
+    leaks = [os.path.join(res, f) for f in ('kmemleak-boot.txt', 'kmemleak.txt')]
+    for f in leaks:
+        if os.path.exists(f) and open(f).read().strip():
+            reports.append('kmemleak (%s): %s' % (os.path.basename(f),
+                           open(f).read().strip().splitlines()[0]))
+    if not os.path.exists(leaks[1]):
+        reports.append('no kmemleak scan result (tests did not finish?)')
+    if reports:
+        failed += 1
+        failures.append('[%s] kernel reports in the guest log:' % label)
+        failures.extend('    ' + r for r in reports[:40])
+    else:
+        passed += 1
+    return passed, failed, skipped, failures
+
+
+def summarize(args, per_run=None):
+    """Return (passed, failed, skipped, failures) over RUNDIR[:LABEL] args.
+
+    per_run, a list, gets one (label, seconds, passed, failed, skipped) per
+    run; seconds from the run's check-time file (tests/check), or None.
+    """
+    total = [0, 0, 0]
     failures = []
     for arg in args:
         run, _, label = arg.partition(':')
         label = label or os.path.basename(run)
-        res = os.path.join(run, 'results')
-        taps = sorted(f for f in os.listdir(res) if f.endswith('.tap')) if os.path.isdir(res) else []
-        if not taps:
-            failures.append('[%s] no test results (guest did not run the tests?)' % label)
-            failed += 1
-        for tap in taps:
-            prog = tap[:-4]
-            results, incomplete = parse_tap(os.path.join(res, tap))
-            for name, status in results:
-                if status == 'pass':
-                    passed += 1
-                elif status == 'skip':
-                    skipped += 1
-                else:
-                    failed += 1
-                    failures.append('[%s] %s: %s' % (label, prog, name))
-            for what in incomplete:
-                failed += 1
-                failures.append('[%s] %s: incomplete, %s' % (label, prog, what))
-            rcf = os.path.join(res, prog + '.rc')
-            if os.path.exists(rcf):
-                rc = open(rcf).read().strip()
-                # kselftest exit codes: 0 pass, 4 skip.
-                if rc not in ('0', '4') and not any(s == 'fail' for _, s in results):
-                    failed += 1
-                    failures.append('[%s] %s: exited with status %s' % (label, prog, rc))
-            if not results and not incomplete:
-                failed += 1
-                failures.append('[%s] %s: no results' % (label, prog))
-        console = os.path.join(run, 'console.log')
-        if not os.path.exists(console):
-            continue    # not a lab boot (host-side results)
-        # The guest log and the leak reports are one check per boot.
-        reports = log_reports(console)
-        leaks = [os.path.join(res, f) for f in ('kmemleak-boot.txt', 'kmemleak.txt')]
-        for f in leaks:
-            if os.path.exists(f) and open(f).read().strip():
-                reports.append('kmemleak (%s): %s' % (os.path.basename(f),
-                               open(f).read().strip().splitlines()[0]))
-        if not os.path.exists(leaks[1]):
-            reports.append('no kmemleak scan result (tests did not finish?)')
-        if reports:
-            failed += 1
-            failures.append('[%s] kernel reports in the guest log:' % label)
-            failures.extend('    ' + r for r in reports[:40])
-        else:
-            passed += 1
-    return passed, failed, skipped, failures
+        p, f, s, fails = summarize_run(run, label)
+        total = [total[0] + p, total[1] + f, total[2] + s]
+        failures.extend(fails)
+        if per_run is not None:
+            secs = read_words(os.path.join(run, 'check-time'))
+            per_run.append((label, int(secs[0]) if secs else None, p, f, s))
+    return total[0], total[1], total[2], failures
 
 
 def main(argv):
-    passed, failed, skipped, failures = summarize(argv)
+    per_run = []
+    passed, failed, skipped, failures = summarize(argv, per_run)
     for f in failures:
         print('FAIL ' + f)
+    for label, secs, p, f, s in per_run:
+        took = ' %4d s,' % secs if secs is not None else ''
+        print('%-30s%s %d passed, %d failed, %d skipped' % (label + ':', took, p, f, s))
     print('%d passed, %d failed, %d skipped' % (passed, failed, skipped))
     return 1 if failed or not passed else 0
 

@@ -49,10 +49,16 @@ REPORTS = {
 }
 
 
-def make_run(root, name, taps, log=None, leak='', rcs=None):
+def make_run(root, name, taps, log=None, leak='', rcs=None, times=None, running=None):
     run = os.path.join(root, name)
     res = os.path.join(run, 'results')
     os.makedirs(res)
+    for prog, text in (times or {}).items():
+        with open(os.path.join(res, prog + '.time'), 'w') as f:
+            f.write(text + '\n')
+    if running is not None:
+        with open(os.path.join(res, 'running'), 'w') as f:
+            f.write(running)
     for prog, text in taps.items():
         with open(os.path.join(res, prog + '.tap'), 'w') as f:
             f.write(text)
@@ -90,6 +96,32 @@ def main():
             check('guest log %s report fails the run' % kind,
                   [make_run(root, 'r-' + kind, {'x': 'ok 1 a\n'}, log=CLEAN_LOG + line)],
                   (1, 1, 0))
+        hung = 'TAP version 13\n1..3\nok 1 a\nok 2 b\n#  RUN  f.c ...\n'
+        check('program killed at its timeout: one failure, earlier results count',
+              [make_run(root, 'to', {'x': hung}, rcs={'x': 124}, times={'x': '300.4 300'})],
+              (2, 1, 0))
+        check('the timeout failure names the program and shows its last output',
+              [make_run(root, 'to2', {'x': hung}, rcs={'x': 137}, times={'x': '310.0 300'})],
+              (2, 1, 0))
+        got = ktap.summarize([os.path.join(root, 'to2') + ':b'])[3]
+        checks.append(('timeout failure text', 'x: timed out after 300 s'
+                       in got[0] and 'RUN  f.c' in got[-1], repr(got)))
+        check('status 124 before the timeout is an exit status, not a timeout',
+              [make_run(root, 'to3', {'x': 'ok 1 a\n'}, rcs={'x': 124}, times={'x': '2.0 300'})],
+              (1, 1, 0))
+        check('program running when the boot was killed: one failure, named',
+              [make_run(root, 'run', {'y-x': hung, 'z': 'ok 1 a\n'}, rcs={'z': 0},
+                        running='y/x since 1700000000 timeout 300\n')], (3, 1, 0))
+        check('an empty running file names nothing',
+              [make_run(root, 'run2', {'z': 'ok 1 a\n'}, rcs={'z': 0}, running='')], (1, 0, 0))
+        per_run = []
+        with open(os.path.join(make_run(root, 'pr', {'z': 'ok 1 a\n'}, rcs={'z': 0}),
+                               'check-time'), 'w') as f:
+            f.write('612\n')
+        ktap.summarize([os.path.join(root, 'pr') + ':amd', os.path.join(root, 'to') + ':b'],
+                       per_run)
+        checks.append(('one line of counts per boot, with its time',
+                       per_run == [('amd', 612, 1, 0, 0), ('b', None, 2, 1, 0)], repr(per_run)))
         check('kmemleak report fails the run',
               [make_run(root, 'm', {'x': 'ok 1 a\n'}, log=CLEAN_LOG,
                         leak='unreferenced object 0xffff888 (size 64):\n')], (1, 1, 0))
