@@ -22,10 +22,17 @@ LINUX_DEB=$CACHE/${LINUX_PKG}_${LINUX_VERSION/:/%3a}_all.deb
 RDMA_CORE_TAR=$CACHE/${RDMA_CORE_PKG}_${RDMA_CORE_UPSTREAM}.orig.tar.gz
 PERFTEST_TAR=$CACHE/${PERFTEST_PKG}_${PERFTEST_UPSTREAM}.orig.tar.gz
 
+# ccache, for every compile of the project (kernel, modules, userspace):
+# paths under the checkout are hashed relative to it, so a clone at another
+# path hits the same entries; depend mode hashes the headers the compiler
+# lists (-MD; Kbuild, cmake and automake all ask for it) instead of running
+# the preprocessor once more for each miss, which makes a cold kernel build
+# about a sixth faster.
+export CCACHE_BASEDIR=$TOP CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1
+
 # make in the kernel tree with the lab build's fixed arguments. Any other
 # CC or LOCALVERSION would make Kbuild reconfigure and rebuild everything.
 kmake() {
-	CCACHE_BASEDIR=$TOP CCACHE_NOHASHDIR=1 \
 	make -C "$BUILD/linux" O="$KBUILD_OUT" ARCH=x86_64 \
 		CC="ccache gcc" HOSTCC="ccache gcc" LOCALVERSION= \
 		KBUILD_BUILD_USER=p2p KBUILD_BUILD_HOST=lab "$@"
