@@ -7,17 +7,7 @@
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 export KBUILD_PROGRESS_SECS=3600
-n=0 failed=0
-ok() { # ok COND NAME [DIAG]
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n $2"
-	else
-		[ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /'
-		echo "not ok $n $2"
-		failed=1
-	fi
-}
+. "$(dirname "$0")/tap.bash"
 echo "TAP version 13"
 echo "1..7"
 

@@ -10,17 +10,7 @@ RUN_TIMED=$(sed -n "/^RUN_TIMED='/,/^exit \$rc'\$/p" "$guest_run" |
 	sed "1s/^RUN_TIMED='//; \$s/'\$//")
 dir=$(mktemp -d)
 trap 'pkill -KILL -f "$dir/" 2>/dev/null; rm -rf "$dir"' EXIT
-n=0 failed=0
-ok() { # ok COND NAME [DIAG]
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n $2"
-	else
-		[ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/# /'
-		echo "not ok $n $2"
-		failed=1
-	fi
-}
+. "$(dirname "$0")/tap.bash"
 prog() { # prog NAME BODY: an executable script in $dir
 	printf '#!/bin/bash\n%s\n' "$2" > "$dir/$1"
 	chmod +x "$dir/$1"
