@@ -276,7 +276,7 @@ dma_buf_build_sgt(struct device *dev, enum pci_p2pdma_map_type map,
  */
 struct sg_table *dma_buf_phys_vec_to_sgt(struct dma_buf_attachment *attach,
 					 struct p2pdma_provider *provider,
-					 struct dma_buf_phys_vec *phys_vec,
+					 const struct dma_buf_phys_vec *phys_vec,
 					 size_t nr_ranges, size_t size,
 					 enum dma_data_direction dir)
 {

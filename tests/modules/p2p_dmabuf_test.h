@@ -163,6 +163,7 @@ struct p2pt_handle {
 #define P2PT_STATUS_VMAP_IOMEM	0x10	/* ... of I/O memory */
 #define P2PT_STATUS_GIVEBACK	0x20	/* F_DEFER: give-back pending */
 #define P2PT_STATUS_FENCE	0x40	/* F_FENCE: a fence not signalled */
+#define P2PT_STATUS_VMAP_WC	0x80	/* ... mapped write-combining */
 
 /*
  * P2PT_IOC_STATUS. @exporter_maps and @exporter_pins: live mappings and
@@ -198,11 +199,14 @@ struct p2pt_dma {
 };
 
 /*
- * P2PT_IOC_VMAP: take a kernel CPU mapping of the whole dma-buf of @handle
- * (dma_buf_vmap(), the way a software importer such as rxe does), held
- * until P2PT_IOC_VUNMAP, a move_notify or the release of the handle.
- * Errors: ENOENT unknown handle; EBUSY already vmapped; the exporter's
- * error otherwise (ENODEV while revoked).
+ * P2PT_IOC_VMAP: map the whole dma-buf of @handle for the CPU the way a
+ * software importer such as rxe does: each physical range its attachment
+ * gives (dma_buf_attachment_get_phys()) mapped with the exporter's memory
+ * type (ioremap(), ioremap_wc(), memremap()), held until P2PT_IOC_VUNMAP,
+ * a move_notify or the release of the handle.
+ * Errors: ENOENT unknown handle; EBUSY already mapped; EINVAL the import
+ * is not revocable; EOPNOTSUPP the exporter gives no physical ranges; the
+ * exporter's error otherwise (ENODEV while revoked).
  *
  * P2PT_IOC_CPU: copy @len bytes between @user_ptr and offset @offset of
  * that mapping (memcpy_toio()/memcpy_fromio() for I/O memory), @dir is
@@ -216,6 +220,19 @@ struct p2pt_cpu {
 	__u64 offset;
 	__u64 len;
 	__u64 user_ptr;			/* buffer of @len bytes */
+};
+
+/*
+ * P2PT_IOC_VMAP_UNATTACHED: dma_buf_vmap() of dma-buf @fd without any
+ * attachment, as videobuf2-vmalloc does for a V4L2 DMABUF import. Nothing
+ * could take such a vmap back: exporters that revoke must refuse it. If
+ * one does not, the vmap is held until this file is closed.
+ * Errors: EBUSY one is held already; EINVAL @pad; EBADF/EINVAL not a
+ * dma-buf; the error of dma_buf_vmap().
+ */
+struct p2pt_fd {
+	__s32 fd;
+	__u32 pad;
 };
 
 /*
@@ -261,5 +278,6 @@ struct p2pt_p2pmem {
 #define P2PT_IOC_CPU		_IOW(P2PT_IOC_MAGIC, 11, struct p2pt_cpu)
 #define P2PT_IOC_DMA_MASK	_IOW(P2PT_IOC_MAGIC, 12, struct p2pt_dma_mask)
 #define P2PT_IOC_P2PMEM		_IOW(P2PT_IOC_MAGIC, 13, struct p2pt_p2pmem)
+#define P2PT_IOC_VMAP_UNATTACHED _IOW(P2PT_IOC_MAGIC, 14, struct p2pt_fd)
 
 #endif /* _P2P_DMABUF_TEST_H */

@@ -36,15 +36,6 @@ static void p2pt_import_unmap_locked(struct p2pt_imported *im)
 	im->sgt = NULL;
 }
 
-static void p2pt_import_vunmap_locked(struct p2pt_imported *im)
-{
-	dma_resv_assert_held(im->dmabuf->resv);
-	if (!iosys_map_is_set(&im->vmap))
-		return;
-	dma_buf_vunmap(im->dmabuf, &im->vmap);
-	iosys_map_clear(&im->vmap);
-}
-
 /* Run one transfer of edu's DMA engine; under imp->dma_lock. */
 static int p2pt_edu_dma(struct p2pt_importer *imp, u64 src, u64 dst, u64 len,
 			u64 cmd)
@@ -122,11 +113,11 @@ int p2pt_dma_locked(struct p2pt_imported *im, const struct p2pt_dma *args,
 	return 0;
 }
 
-/* Give the mapping, the vmap and the pin back; under the reservation lock. */
+/* Give the mapping, the CPU mapping and the pin back; under the reservation lock. */
 void p2pt_import_drop_locked(struct p2pt_imported *im)
 {
 	p2pt_import_unmap_locked(im);
-	p2pt_import_vunmap_locked(im);
+	p2pt_cpu_unmap_locked(im);
 	if (im->pinned) {
 		dma_buf_unpin(im->attach);
 		im->pinned = false;
@@ -328,7 +319,7 @@ err_unlock:
  * ERR_PTR (ENOENT unknown handle, ENODEV importer gone). The caller holds
  * pf->lock, so the handle cannot be released meanwhile.
  */
-static struct p2pt_imported *p2pt_import_get(struct p2pt_file *pf, u32 handle)
+struct p2pt_imported *p2pt_import_get(struct p2pt_file *pf, u32 handle)
 {
 	struct p2pt_imported *im = xa_load(&pf->imports, handle);
 
@@ -342,7 +333,7 @@ static struct p2pt_imported *p2pt_import_get(struct p2pt_file *pf, u32 handle)
 	return im;
 }
 
-static void p2pt_import_put(struct p2pt_imported *im)
+void p2pt_import_put(struct p2pt_imported *im)
 {
 	up_read(&im->imp->rwsem);
 }
@@ -498,9 +489,7 @@ int p2pt_ioctl_status(struct p2pt_file *pf, void __user *uarg)
 		args.flags |= P2PT_STATUS_MAPPED;
 	if (im->pinned)
 		args.flags |= P2PT_STATUS_PINNED;
-	if (iosys_map_is_set(&im->vmap))
-		args.flags |= P2PT_STATUS_VMAPPED |
-			      (im->vmap.is_iomem ? P2PT_STATUS_VMAP_IOMEM : 0);
+	args.flags |= p2pt_cpu_status_locked(im);
 	if (im->giveback_pending)
 		args.flags |= P2PT_STATUS_GIVEBACK;
 	if (READ_ONCE(im->fence))
@@ -543,7 +532,7 @@ int p2pt_ioctl_release(struct p2pt_file *pf, void __user *uarg)
  * it for P2PT_DMA_TO_PEER. User memory is touched outside the reservation
  * lock, so transfers go through this copy.
  */
-static void *p2pt_xfer_buf_get(u32 dir, u64 user_ptr, u64 len)
+void *p2pt_xfer_buf_get(u32 dir, u64 user_ptr, u64 len)
 {
 	void *data;
 
@@ -561,8 +550,7 @@ static void *p2pt_xfer_buf_get(u32 dir, u64 user_ptr, u64 len)
 }
 
 /* Hand the bytes of a successful P2PT_DMA_FROM_PEER back, free the copy. */
-static int p2pt_xfer_buf_put(void *data, u32 dir, u64 user_ptr, u64 len,
-			     int ret)
+int p2pt_xfer_buf_put(void *data, u32 dir, u64 user_ptr, u64 len, int ret)
 {
 	if (!ret && dir == P2PT_DMA_FROM_PEER &&
 	    copy_to_user(u64_to_user_ptr(user_ptr), data, len))
@@ -597,75 +585,6 @@ int p2pt_ioctl_dma(struct p2pt_file *pf, void __user *uarg)
 		dma_resv_unlock(im->dmabuf->resv);
 	}
 	mutex_unlock(&im->imp->dma_lock);
-	p2pt_import_put(im);
-out:
-	return p2pt_xfer_buf_put(data, args.dir, args.user_ptr, args.len, ret);
-}
-
-/* P2PT_IOC_VMAP (@vmap true) and P2PT_IOC_VUNMAP. */
-int p2pt_ioctl_vmap(struct p2pt_file *pf, void __user *uarg, bool vmap)
-{
-	struct p2pt_handle args;
-	struct p2pt_imported *im;
-	int ret;
-
-	if (copy_from_user(&args, uarg, sizeof(args)))
-		return -EFAULT;
-	if (args.pad)
-		return -EINVAL;
-	im = p2pt_import_get(pf, args.handle);
-	if (IS_ERR(im))
-		return PTR_ERR(im);
-	ret = dma_resv_lock_interruptible(im->dmabuf->resv, NULL);
-	if (!ret) {
-		if (vmap && iosys_map_is_set(&im->vmap))
-			ret = -EBUSY;
-		else if (vmap)
-			ret = dma_buf_vmap(im->dmabuf, &im->vmap);
-		else if (iosys_map_is_set(&im->vmap))
-			p2pt_import_vunmap_locked(im);
-		else
-			ret = -ENODEV;
-		dma_resv_unlock(im->dmabuf->resv);
-	}
-	p2pt_import_put(im);
-	return ret;
-}
-
-/* P2PT_IOC_CPU: copy through the vmap, as a software importer would. */
-int p2pt_ioctl_cpu(struct p2pt_file *pf, void __user *uarg)
-{
-	struct p2pt_imported *im;
-	struct p2pt_cpu args;
-	void *data;
-	int ret;
-
-	if (copy_from_user(&args, uarg, sizeof(args)))
-		return -EFAULT;
-	data = p2pt_xfer_buf_get(args.dir, args.user_ptr, args.len);
-	if (IS_ERR(data))
-		return PTR_ERR(data);
-
-	im = p2pt_import_get(pf, args.handle);
-	if (IS_ERR(im)) {
-		ret = PTR_ERR(im);
-		goto out;
-	}
-	ret = dma_resv_lock_interruptible(im->dmabuf->resv, NULL);
-	if (!ret) {
-		if (!iosys_map_is_set(&im->vmap) || im->giveback_pending)
-			ret = -ENODEV;
-		else if (args.offset > im->dmabuf->size ||
-			 args.len > im->dmabuf->size - args.offset)
-			ret = -EINVAL;
-		else if (args.dir == P2PT_DMA_TO_PEER)
-			iosys_map_memcpy_to(&im->vmap, args.offset, data,
-					    args.len);
-		else
-			iosys_map_memcpy_from(data, &im->vmap, args.offset,
-					      args.len);
-		dma_resv_unlock(im->dmabuf->resv);
-	}
 	p2pt_import_put(im);
 out:
 	return p2pt_xfer_buf_put(data, args.dir, args.user_ptr, args.len, ret);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * p2p_dmabuf_test internals: the state shared by its exporter
- * (p2pt_exporter.c), importer (p2pt_importer.c), slow-partner modes
- * (p2pt_slow.c) and misc device (p2pt_main.c).
+ * (p2pt_exporter.c), importer (p2pt_importer.c), its CPU access
+ * (p2pt_cpu.c), slow-partner modes (p2pt_slow.c) and misc device
+ * (p2pt_main.c).
  */
 #ifndef P2PT_INTERNAL_H
 #define P2PT_INTERNAL_H
@@ -119,7 +120,7 @@ struct p2pt_imported {
 	bool pinned;
 	bool giveback_pending;		/* F_DEFER: move_notify seen */
 	bool dying;			/* being detached: nothing deferred */
-	struct iosys_map vmap;		/* P2PT_IOC_VMAP, if set */
+	struct p2pt_cpu_map *cpu;	/* P2PT_IOC_VMAP, if mapped */
 	struct dma_fence *fence;	/* F_FENCE: the last one added */
 	u32 move_notify_count;
 };
@@ -128,6 +129,9 @@ struct p2pt_imported {
 struct p2pt_file {
 	struct mutex lock;		/* serializes the file's ioctls */
 	struct xarray imports;		/* handle -> struct p2pt_imported */
+	/* P2PT_IOC_VMAP_UNATTACHED, if an exporter let it happen */
+	struct dma_buf *unattached;
+	struct iosys_map unattached_map;
 };
 
 /* p2pt_exporter.c */
@@ -145,13 +149,26 @@ int p2pt_ioctl_unmap(struct p2pt_file *pf, void __user *uarg);
 int p2pt_ioctl_status(struct p2pt_file *pf, void __user *uarg);
 int p2pt_ioctl_release(struct p2pt_file *pf, void __user *uarg);
 int p2pt_ioctl_dma(struct p2pt_file *pf, void __user *uarg);
-int p2pt_ioctl_vmap(struct p2pt_file *pf, void __user *uarg, bool vmap);
-int p2pt_ioctl_cpu(struct p2pt_file *pf, void __user *uarg);
 int p2pt_ioctl_dma_mask(void __user *uarg);
 void p2pt_import_free(struct p2pt_imported *im);
 int p2pt_dma_locked(struct p2pt_imported *im, const struct p2pt_dma *args,
 		    void *data);
 void p2pt_import_drop_locked(struct p2pt_imported *im);
+struct p2pt_imported *p2pt_import_get(struct p2pt_file *pf, u32 handle);
+void p2pt_import_put(struct p2pt_imported *im);
+void *p2pt_xfer_buf_get(u32 dir, u64 user_ptr, u64 len);
+int p2pt_xfer_buf_put(void *data, u32 dir, u64 user_ptr, u64 len, int ret);
+
+/* p2pt_cpu.c */
+struct p2pt_cpu_map;
+int p2pt_ioctl_vmap(struct p2pt_file *pf, void __user *uarg, bool vmap);
+int p2pt_ioctl_cpu(struct p2pt_file *pf, void __user *uarg);
+int p2pt_ioctl_vmap_unattached(struct p2pt_file *pf, void __user *uarg);
+void p2pt_cpu_unmap_locked(struct p2pt_imported *im);
+u32 p2pt_cpu_status_locked(struct p2pt_imported *im);
+int p2pt_cpu_copy_locked(struct p2pt_imported *im, u64 offset, void *data,
+			 u64 len, bool to_peer);
+void p2pt_cpu_file_release(struct p2pt_file *pf);
 
 /* p2pt_slow.c */
 extern u64 p2pt_fence_context;

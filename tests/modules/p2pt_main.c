@@ -16,9 +16,11 @@
  * or unpinned non-revocable importer, maps it, reports the DMA entries and
  * moves bytes between the user and a mapped DMA address through edu's DMA
  * engine (user buffer <-> coherent bounce buffer <-> edu's internal buffer
- * <-> peer). It also takes a CPU mapping of the whole dma-buf with
- * dma_buf_vmap() and copies through it, as a software importer (rxe) does;
- * move_notify drops that mapping too.
+ * <-> peer). It also maps the whole dma-buf for the CPU from the physical
+ * ranges its attachment gives (p2pt_cpu.c), as a software importer (rxe)
+ * does, and copies through that; move_notify drops that mapping too. And
+ * it can vmap a dma-buf without attaching, which MMIO exporters must
+ * refuse.
  *
  * Slow partners (p2pt_slow.c): an import can give its mappings back later
  * than move_notify (from a workqueue, after a last write to the buffer),
@@ -67,6 +69,7 @@ static int p2pt_release(struct inode *inode, struct file *file)
 		p2pt_import_free(im);
 	}
 	xa_destroy(&pf->imports);
+	p2pt_cpu_file_release(pf);
 	mutex_destroy(&pf->lock);
 	kfree(pf);
 	return 0;
@@ -119,6 +122,9 @@ static long p2pt_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		break;
 	case P2PT_IOC_CPU:
 		ret = p2pt_ioctl_cpu(pf, uarg);
+		break;
+	case P2PT_IOC_VMAP_UNATTACHED:
+		ret = p2pt_ioctl_vmap_unattached(pf, uarg);
 		break;
 	default:
 		ret = -ENOTTY;

@@ -12,6 +12,7 @@
  * It has no verbs (no PD, QP or MR) and a raw-packet port with empty GID
  * and P_Key tables, so the MAD and CM layers leave it alone.
  */
+#include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
@@ -42,6 +43,7 @@ struct p2pt_rdma_dev {
 struct p2pt_rdma_entry {
 	struct rdma_user_mmap_entry rdma_entry;
 	resource_size_t bar_off;
+	enum p2pt_rdma_kind kind;
 	bool exportable;
 };
 
@@ -82,6 +84,7 @@ static int p2pt_rdma_add_entry(struct p2pt_rdma_ucontext *uc,
 	if (!e)
 		return -ENOMEM;
 	e->bar_off = bar_off;
+	e->kind = kind;
 	e->exportable = kind != P2PT_RDMA_PRIVATE;
 	ret = rdma_user_mmap_entry_insert(&uc->ibuc, &e->rdma_entry, len);
 	if (ret) {
@@ -171,8 +174,11 @@ static int p2pt_rdma_mmap(struct ib_ucontext *ibuc, struct vm_area_struct *vma)
 		return -EINVAL;
 	paddr = pci_resource_start(dev->pdev, P2PT_RDMA_BAR) +
 		to_p2pt_entry(entry)->bar_off;
+	/* Device memory write-combining, registers uncached, as mlx5 does. */
 	ret = rdma_user_mmap_io(ibuc, vma, PHYS_PFN(paddr),
 				entry->npages * PAGE_SIZE,
+				to_p2pt_entry(entry)->kind == P2PT_RDMA_MEMORY ?
+				pgprot_writecombine(vma->vm_page_prot) :
 				pgprot_noncached(vma->vm_page_prot), entry);
 	rdma_user_mmap_entry_put(entry);
 	return ret;
@@ -184,10 +190,16 @@ static void p2pt_rdma_mmap_free(struct rdma_user_mmap_entry *entry)
 }
 
 static struct rdma_user_mmap_entry *
-p2pt_rdma_pgoff_to_mmap_entry(struct ib_ucontext *ibuc, unsigned long pgoff)
+p2pt_rdma_pgoff_to_mmap_entry(struct ib_ucontext *ibuc, off_t pg_off)
 {
-	return rdma_user_mmap_entry_get_pgoff(ibuc, pgoff);
+	return rdma_user_mmap_entry_get_pgoff(ibuc, pg_off >> PAGE_SHIFT);
 }
+
+/* A slow driver: lets a test remove an entry in the middle of an export. */
+static unsigned int get_pfns_delay_ms;
+module_param(get_pfns_delay_ms, uint, 0600);
+MODULE_PARM_DESC(get_pfns_delay_ms,
+		 "sleep this long in mmap_get_pfns before answering (ms)");
 
 static int p2pt_rdma_mmap_get_pfns(struct rdma_user_mmap_entry *entry,
 				   struct dma_buf_phys_vec *phys_vec,
@@ -195,8 +207,11 @@ static int p2pt_rdma_mmap_get_pfns(struct rdma_user_mmap_entry *entry,
 {
 	struct p2pt_rdma_dev *dev = to_p2pt_dev(entry->ucontext->device);
 	struct p2pt_rdma_entry *e = to_p2pt_entry(entry);
+	unsigned int delay_ms = READ_ONCE(get_pfns_delay_ms);
 	struct p2pdma_provider *p;
 
+	if (delay_ms)
+		msleep(delay_ms);
 	if (!e->exportable)
 		return -EOPNOTSUPP;
 	p = pcim_p2pdma_provider(dev->pdev, P2PT_RDMA_BAR);
@@ -208,6 +223,14 @@ static int p2pt_rdma_mmap_get_pfns(struct rdma_user_mmap_entry *entry,
 	phys_vec->len = entry->npages * PAGE_SIZE;
 	*provider = p;
 	return 0;
+}
+
+/* As p2pt_rdma_mmap() maps the entry. */
+static enum dma_buf_mem_type
+p2pt_rdma_mmap_get_mem_type(struct rdma_user_mmap_entry *entry)
+{
+	return to_p2pt_entry(entry)->kind == P2PT_RDMA_MEMORY ?
+	       DMA_BUF_MEM_WC : DMA_BUF_MEM_UC;
 }
 
 static int p2pt_rdma_query_device(struct ib_device *ibdev,
@@ -259,6 +282,7 @@ static const struct ib_device_ops p2pt_rdma_ops = {
 	.get_port_immutable = p2pt_rdma_get_port_immutable,
 	.mmap = p2pt_rdma_mmap,
 	.mmap_free = p2pt_rdma_mmap_free,
+	.mmap_get_mem_type = p2pt_rdma_mmap_get_mem_type,
 	.mmap_get_pfns = p2pt_rdma_mmap_get_pfns,
 	.pgoff_to_mmap_entry = p2pt_rdma_pgoff_to_mmap_entry,
 	.query_device = p2pt_rdma_query_device,

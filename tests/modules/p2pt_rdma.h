@@ -10,13 +10,17 @@
  *
  *   doorbell  one page of BAR 2, like a UAR page: exportable
  *   memory    P2PT_RDMA_MEM_PAGES pages of BAR 2, like device memory:
- *             exportable
+ *             exportable; mapped write-combining (mmap and importers
+ *             told by mmap_get_mem_type), as mlx5's MEMIC
  *   private   one page of BAR 2 the driver refuses to export
  *             (mmap_get_pfns says EOPNOTSUPP), like a legacy UAR
  *
  * Writing an entry's name to P2PT_RDMA_PARAM_REMOVE removes that entry
  * from every live ucontext, as a driver does when the object behind it is
- * destroyed: the dma-bufs exported from it are revoked.
+ * destroyed: the dma-bufs exported from it are revoked. Writing a number
+ * of milliseconds to P2PT_RDMA_PARAM_DELAY makes mmap_get_pfns sleep that
+ * long, as a slow driver would, so that a test can remove an entry in the
+ * middle of an export.
  */
 #ifndef _P2PT_RDMA_H
 #define _P2PT_RDMA_H
@@ -26,6 +30,7 @@
 #define P2PT_RDMA_DRIVER	"p2p_test_rdma"
 #define P2PT_RDMA_IBDEV		"p2pt_rdma0"
 #define P2PT_RDMA_PARAM_REMOVE	"/sys/module/p2p_test_rdma/parameters/remove_entry"
+#define P2PT_RDMA_PARAM_DELAY	"/sys/module/p2p_test_rdma/parameters/get_pfns_delay_ms"
 
 #define P2PT_RDMA_BAR		2
 /* Where the entries are in BAR 2, in bytes. */

@@ -79,10 +79,9 @@ static void p2pt_late_write_locked(struct p2pt_imported *im)
 		if (p2pt_dma_locked(im, &args, data))
 			pci_info(im->imp->pdev, "late DMA write failed\n");
 	}
-	if (iosys_map_is_set(&im->vmap) &&
-	    im->dmabuf->size >= P2PT_LATE_CPU_OFF + P2PT_LATE_LEN)
-		iosys_map_memcpy_to(&im->vmap, P2PT_LATE_CPU_OFF, data,
-				    P2PT_LATE_LEN);
+	if (im->dmabuf->size >= P2PT_LATE_CPU_OFF + P2PT_LATE_LEN)
+		p2pt_cpu_copy_locked(im, P2PT_LATE_CPU_OFF, data,
+				     P2PT_LATE_LEN, true);
 	kfree(data);
 }
 

@@ -10,28 +10,28 @@
  * dma-buf from an entry; this file is its exporter.
  *
  * The pages are the driver's only as long as the entry is: when the driver
- * removes the entry, when the uobject is destroyed (its ucontext closed, the
- * device disassociated) or when the dma-buf's file goes away, the dma-buf is
- * revoked for good. Importers are told with move_notify, must unmap, and
- * cannot attach or map again (-ENODEV); the file itself stays valid. A
- * revoke returns only once no importer holds a mapping. Importers without
- * a DMA engine of their own (rxe) reach the pages through vmap, which a
- * revoke takes back the same way.
+ * removes the entry or when the owner's object is destroyed (the uobject:
+ * its ucontext closed, the device disassociated, its file released), the
+ * dma-buf is revoked for good. Importers are told with move_notify, must unmap,
+ * and cannot attach or map again (-ENODEV); the file itself stays valid. A
+ * revoke returns only once no importer holds a mapping. The importers' side
+ * (attach policy, mappings, physical ranges for importers without a DMA
+ * engine, such as rxe, the wait) is the dma-buf core's revocable MMIO
+ * exporter, struct dma_buf_mmio.
+ *
+ * The entry's reference is dropped by the owner's destroy, never by the
+ * release of the dma-buf's file as such: the owner destroys its object
+ * under its own locks (the uverbs file's hw_destroy_rwsem), which keep the
+ * ucontext, whose mmap_xa the entry's last put touches, alive meanwhile.
  *
  * Locking: mdb->lock serializes the revoke for good with the release of the
- * dma-buf and protects @dmabuf and @entry; it nests outside the entry's
- * dmabufs_lock (the list of its dma-bufs) and outside the reservation lock,
- * which protects @revoked and under which importers take users (mappings).
- * The revoke waits for the last user without it: the kref and completion
- * in struct rdma_user_mmap_dmabuf.
+ * dma-buf and protects @released and @entry; it nests outside the entry's
+ * dmabufs_lock (the list of its dma-bufs) and outside the reservation lock.
  */
 #include <linux/dma-buf.h>
 #include <linux/dma-buf-mapping.h>
-#include <linux/dma-resv.h>
-#include <linux/iosys-map.h>
 #include <linux/kref.h>
 #include <linux/slab.h>
-#include <linux/vmalloc.h>
 #include <rdma/ib_verbs.h>
 
 #include "core_priv.h"
@@ -39,156 +39,21 @@
 MODULE_IMPORT_NS(DMA_BUF);
 
 struct rdma_user_mmap_dmabuf {
+	/* The importers' side: attach, map, revoke. */
+	struct dma_buf_mmio mmio;
 	/* One for the dma-buf, until its release; one for the owner. */
 	struct kref ref;
 	struct mutex lock;		/* see the locking comment above */
-	/* NULL once the dma-buf is released. */
-	struct dma_buf *dmabuf;
+	/* The dma-buf's file is released: mmio.dmabuf is gone. */
+	bool released;
 	/* Referenced; NULL once revoked for good. */
 	struct rdma_user_mmap_entry *entry;
 	struct list_head entry_elm;	/* in entry->dmabufs */
-	struct p2pdma_provider *provider;
 	struct dma_buf_phys_vec phys;
-	/* Under the reservation lock. */
-	bool revoked;
-	/*
-	 * One reference per live DMA mapping and vmap plus one while not
-	 * revoked: a revoke drops that one and waits for @users_done, which
-	 * the last put completes.
-	 */
-	struct kref users;
-	struct completion users_done;
 	/* Told when the dma-buf's file is released. */
-	void (*released)(void *owner);
-	void *owner;
+	void (*file_released)(void *priv);
+	void *priv;
 };
-
-static int rdma_user_mmap_dmabuf_attach(struct dma_buf *dmabuf,
-					struct dma_buf_attachment *attach)
-{
-	struct rdma_user_mmap_dmabuf *mdb = dmabuf->priv;
-
-	/* The pages are MMIO: only peer-to-peer capable importers. */
-	if (!attach->peer2peer)
-		return -EOPNOTSUPP;
-
-	/* A revoke would wait forever for an importer it cannot tell. */
-	if (!dma_buf_attach_revocable(attach))
-		return -EOPNOTSUPP;
-
-	/* Unlocked: a revoke that races with us is caught at map time. */
-	if (READ_ONCE(mdb->revoked))
-		return -ENODEV;
-
-	return 0;
-}
-
-/*
- * A pin cannot keep the pages beyond the entry's life and grants nothing:
- * only revocable importers attach, and they unmap on move_notify whether
- * pinned or not. Without CONFIG_DMABUF_MOVE_NOTIFY the dma-buf core calls
- * this around every mapping of a dynamic importer.
- */
-static int rdma_user_mmap_dmabuf_pin(struct dma_buf_attachment *attach)
-{
-	if (!dma_buf_attach_revocable(attach))
-		return -EOPNOTSUPP;
-
-	return 0;
-}
-
-static void rdma_user_mmap_dmabuf_unpin(struct dma_buf_attachment *attach)
-{
-}
-
-static void rdma_user_mmap_dmabuf_users_done(struct kref *kref)
-{
-	struct rdma_user_mmap_dmabuf *mdb =
-		container_of(kref, struct rdma_user_mmap_dmabuf, users);
-
-	complete(&mdb->users_done);
-}
-
-static struct sg_table *
-rdma_user_mmap_dmabuf_map(struct dma_buf_attachment *attach,
-			  enum dma_data_direction dir)
-{
-	struct rdma_user_mmap_dmabuf *mdb = attach->dmabuf->priv;
-	struct sg_table *sgt;
-
-	dma_resv_assert_held(attach->dmabuf->resv);
-
-	if (mdb->revoked)
-		return ERR_PTR(-ENODEV);
-
-	sgt = dma_buf_phys_vec_to_sgt(attach, mdb->provider, &mdb->phys, 1,
-				      mdb->phys.len, dir);
-	if (!IS_ERR(sgt))
-		kref_get(&mdb->users);
-
-	return sgt;
-}
-
-static void rdma_user_mmap_dmabuf_unmap(struct dma_buf_attachment *attach,
-					struct sg_table *sgt,
-					enum dma_data_direction dir)
-{
-	struct rdma_user_mmap_dmabuf *mdb = attach->dmabuf->priv;
-
-	dma_buf_free_sgt(attach, sgt, dir);
-	kref_put(&mdb->users, rdma_user_mmap_dmabuf_users_done);
-}
-
-/*
- * CPU access for importers without a DMA engine (rxe): one uncached kernel
- * mapping of the pages. The dma-buf core calls this for the first
- * dma_buf_vmap() only and vunmap for the last dma_buf_vunmap(); importers
- * drop their vmap in move_notify, and a revoke waits for that as it waits
- * for DMA mappings. Pages with a struct page (not MMIO) are refused.
- */
-static int rdma_user_mmap_dmabuf_vmap(struct dma_buf *dmabuf,
-				      struct iosys_map *map)
-{
-	struct rdma_user_mmap_dmabuf *mdb = dmabuf->priv;
-	unsigned long npages = mdb->phys.len >> PAGE_SHIFT;
-	unsigned long first = PHYS_PFN(mdb->phys.paddr);
-	unsigned long *pfns, i;
-	void *vaddr;
-
-	dma_resv_assert_held(dmabuf->resv);
-
-	if (mdb->revoked)
-		return -ENODEV;
-
-	pfns = kvmalloc_array(npages, sizeof(*pfns), GFP_KERNEL);
-	if (!pfns)
-		return -ENOMEM;
-	for (i = 0; i < npages; i++) {
-		if (pfn_valid(first + i)) {
-			kvfree(pfns);
-			return -EOPNOTSUPP;
-		}
-		pfns[i] = first + i;
-	}
-
-	vaddr = vmap_pfn(pfns, npages, pgprot_noncached(PAGE_KERNEL));
-	kvfree(pfns);
-	if (!vaddr)
-		return -ENOMEM;
-
-	kref_get(&mdb->users);
-	iosys_map_set_vaddr_iomem(map, (void __iomem *)vaddr);
-	return 0;
-}
-
-static void rdma_user_mmap_dmabuf_vunmap(struct dma_buf *dmabuf,
-					 struct iosys_map *map)
-{
-	struct rdma_user_mmap_dmabuf *mdb = dmabuf->priv;
-
-	vunmap((__force void *)map->vaddr_iomem);
-	kref_put(&mdb->users, rdma_user_mmap_dmabuf_users_done);
-}
 
 static void rdma_user_mmap_dmabuf_free(struct kref *kref)
 {
@@ -208,36 +73,14 @@ void rdma_user_mmap_dmabuf_put(struct rdma_user_mmap_dmabuf *mdb)
 }
 EXPORT_SYMBOL(rdma_user_mmap_dmabuf_put);
 
-/* Tell the importers, wait for their fences, then for their unmaps. */
-static void rdma_user_mmap_dmabuf_set_revoked(struct rdma_user_mmap_dmabuf *mdb)
-{
-	struct dma_buf *dmabuf = mdb->dmabuf;
-
-	lockdep_assert_held(&mdb->lock);
-
-	dma_resv_lock(dmabuf->resv, NULL);
-	if (mdb->revoked) {
-		dma_resv_unlock(dmabuf->resv);
-		return;
-	}
-	WRITE_ONCE(mdb->revoked, true);
-	dma_buf_move_notify(dmabuf);
-	dma_resv_wait_timeout(dmabuf->resv, DMA_RESV_USAGE_BOOKKEEP, false,
-			      MAX_SCHEDULE_TIMEOUT);
-	dma_resv_unlock(dmabuf->resv);
-
-	/* Importers may unmap after move_notify, from another context. */
-	kref_put(&mdb->users, rdma_user_mmap_dmabuf_users_done);
-	wait_for_completion(&mdb->users_done);
-}
-
 /**
  * rdma_user_mmap_dmabuf_revoke - take the pages away from the importers
  * @mdb: the export
  *
  * Revokes the dma-buf for good and lets go of its mmap entry. When this
  * returns no importer holds a mapping; attach and map fail with -ENODEV
- * from now on. Calling it again does nothing.
+ * from now on. Calling it again does nothing. The owner calls it when it
+ * destroys its object, under locks that keep the entry's ucontext alive.
  *
  * Context: process context, may sleep for as long as importers take to
  * unmap. Takes the dma-buf's reservation lock.
@@ -247,8 +90,8 @@ void rdma_user_mmap_dmabuf_revoke(struct rdma_user_mmap_dmabuf *mdb)
 	struct rdma_user_mmap_entry *entry;
 
 	mutex_lock(&mdb->lock);
-	if (mdb->dmabuf)
-		rdma_user_mmap_dmabuf_set_revoked(mdb);
+	if (!mdb->released)
+		dma_buf_mmio_revoke(&mdb->mmio);
 	entry = mdb->entry;
 	mdb->entry = NULL;
 	if (entry) {
@@ -263,38 +106,53 @@ void rdma_user_mmap_dmabuf_revoke(struct rdma_user_mmap_dmabuf *mdb)
 }
 EXPORT_SYMBOL(rdma_user_mmap_dmabuf_revoke);
 
-static void rdma_user_mmap_dmabuf_release(struct dma_buf *dmabuf)
+static void rdma_user_mmap_dmabuf_release(struct dma_buf_mmio *mmio)
 {
-	struct rdma_user_mmap_dmabuf *mdb = dmabuf->priv;
+	struct rdma_user_mmap_dmabuf *mdb =
+		container_of(mmio, struct rdma_user_mmap_dmabuf, mmio);
 
-	/* Nobody is attached any more: this only lets go of the entry. */
-	rdma_user_mmap_dmabuf_revoke(mdb);
-
+	/* The dma-buf goes away: nothing may revoke it from now on. */
 	mutex_lock(&mdb->lock);
-	mdb->dmabuf = NULL;
+	mdb->released = true;
 	mutex_unlock(&mdb->lock);
 
-	if (mdb->released)
-		mdb->released(mdb->owner);
+	/*
+	 * The owner destroys its object, which lets go of the entry under
+	 * the owner's locks (see the comment at the top). Without an owner
+	 * (an export that failed) there is no entry.
+	 */
+	if (mdb->file_released)
+		mdb->file_released(mdb->priv);
+	else
+		rdma_user_mmap_dmabuf_revoke(mdb);
 	rdma_user_mmap_dmabuf_put(mdb);
 }
 
-static const struct dma_buf_ops rdma_user_mmap_dmabuf_ops = {
-	.attach = rdma_user_mmap_dmabuf_attach,
-	.pin = rdma_user_mmap_dmabuf_pin,
-	.unpin = rdma_user_mmap_dmabuf_unpin,
-	.map_dma_buf = rdma_user_mmap_dmabuf_map,
-	.unmap_dma_buf = rdma_user_mmap_dmabuf_unmap,
-	.vmap = rdma_user_mmap_dmabuf_vmap,
-	.vunmap = rdma_user_mmap_dmabuf_vunmap,
+static const struct dma_buf_mmio_ops rdma_user_mmap_dmabuf_ops = {
 	.release = rdma_user_mmap_dmabuf_release,
 };
 
+/* As the driver's mmap of the entry; uncached if it does not say. */
+static enum dma_buf_mem_type
+rdma_user_mmap_dmabuf_mem_type(struct rdma_user_mmap_entry *entry)
+{
+	struct ib_device *ibdev = entry->ucontext->device;
+
+	if (ibdev->ops.mmap_get_mem_type)
+		return ibdev->ops.mmap_get_mem_type(entry);
+
+	return DMA_BUF_MEM_UC;
+}
+
 /**
- * rdma_user_mmap_dmabuf_export - export the pages of an mmap entry
+ * __rdma_user_mmap_dmabuf_export - export the pages of an mmap entry
  * @entry: the entry, referenced by the caller
- * @released: called when the dma-buf's file is released
- * @owner: passed to @released
+ * @released: called when the dma-buf's file is released: the owner then
+ *	destroys its object (rdma_user_mmap_dmabuf_revoke()) under its locks
+ * @priv: passed to @released
+ * @name: name of @module, shown as the dma-buf's exporter
+ * @module: the owner's module, which @released is in: kept loaded while
+ *	the dma-buf's file is open
  *
  * Asks the driver where the entry's pages are (&ib_device_ops.mmap_get_pfns)
  * and makes a dma-buf of them that importers map through the BAR's P2PDMA
@@ -305,14 +163,16 @@ static const struct dma_buf_ops rdma_user_mmap_dmabuf_ops = {
  *
  * Context: process context.
  * Return: the export, or ERR_PTR(): -EOPNOTSUPP if the driver cannot export
- * the entry, -ENODEV if the driver has removed it, -ENOMEM.
+ * the entry, -ENODEV if the driver has removed it, another negative error
+ * code from the driver's &ib_device_ops.mmap_get_pfns (e.g. -EINVAL) or
+ * from dma_buf_export() (e.g. -ENOMEM).
  */
 struct rdma_user_mmap_dmabuf *
-rdma_user_mmap_dmabuf_export(struct rdma_user_mmap_entry *entry,
-			     void (*released)(void *owner), void *owner)
+__rdma_user_mmap_dmabuf_export(struct rdma_user_mmap_entry *entry,
+			       void (*released)(void *priv), void *priv,
+			       const char *name, struct module *module)
 {
 	struct ib_device *ibdev = entry->ucontext->device;
-	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
 	struct rdma_user_mmap_dmabuf *mdb;
 	struct dma_buf *dmabuf;
 	int ret;
@@ -324,11 +184,11 @@ rdma_user_mmap_dmabuf_export(struct rdma_user_mmap_entry *entry,
 	if (!mdb)
 		return ERR_PTR(-ENOMEM);
 
-	ret = ibdev->ops.mmap_get_pfns(entry, &mdb->phys, &mdb->provider);
+	ret = ibdev->ops.mmap_get_pfns(entry, &mdb->phys, &mdb->mmio.provider);
 	if (ret)
 		goto err_free;
 	/* The driver must describe the whole entry, in one P2PDMA BAR. */
-	if (WARN_ON_ONCE(!mdb->provider ||
+	if (WARN_ON_ONCE(!mdb->mmio.provider ||
 			 mdb->phys.len != entry->npages << PAGE_SHIFT)) {
 		ret = -EINVAL;
 		goto err_free;
@@ -337,19 +197,16 @@ rdma_user_mmap_dmabuf_export(struct rdma_user_mmap_entry *entry,
 	kref_init(&mdb->ref);
 	mutex_init(&mdb->lock);
 	INIT_LIST_HEAD(&mdb->entry_elm);
-	kref_init(&mdb->users);
-	init_completion(&mdb->users_done);
 
-	exp_info.ops = &rdma_user_mmap_dmabuf_ops;
-	exp_info.size = mdb->phys.len;
-	exp_info.flags = O_RDWR;
-	exp_info.priv = mdb;
-	dmabuf = dma_buf_export(&exp_info);
-	if (IS_ERR(dmabuf)) {
-		ret = PTR_ERR(dmabuf);
+	mdb->mmio.phys_vec = &mdb->phys;
+	mdb->mmio.nr_ranges = 1;
+	mdb->mmio.size = mdb->phys.len;
+	mdb->mmio.mem_type = rdma_user_mmap_dmabuf_mem_type(entry);
+	ret = __dma_buf_mmio_export(&mdb->mmio, &rdma_user_mmap_dmabuf_ops,
+				    O_RDWR, name, module);
+	if (ret)
 		goto err_free;
-	}
-	mdb->dmabuf = dmabuf;
+	dmabuf = mdb->mmio.dmabuf;
 
 	/*
 	 * rdma_user_mmap_entry_remove() marks the entry before it revokes
@@ -366,8 +223,8 @@ rdma_user_mmap_dmabuf_export(struct rdma_user_mmap_entry *entry,
 	mdb->entry = entry;
 	mutex_unlock(&entry->dmabufs_lock);
 
-	mdb->released = released;
-	mdb->owner = owner;
+	mdb->file_released = released;
+	mdb->priv = priv;
 	kref_get(&mdb->ref);
 	return mdb;
 
@@ -375,7 +232,7 @@ err_free:
 	kfree(mdb);
 	return ERR_PTR(ret);
 }
-EXPORT_SYMBOL(rdma_user_mmap_dmabuf_export);
+EXPORT_SYMBOL(__rdma_user_mmap_dmabuf_export);
 
 /**
  * rdma_user_mmap_dmabuf_file - the file of an export
@@ -386,7 +243,7 @@ EXPORT_SYMBOL(rdma_user_mmap_dmabuf_export);
  */
 struct file *rdma_user_mmap_dmabuf_file(struct rdma_user_mmap_dmabuf *mdb)
 {
-	return mdb->dmabuf->file;
+	return mdb->mmio.dmabuf->file;
 }
 EXPORT_SYMBOL(rdma_user_mmap_dmabuf_file);
 
@@ -412,7 +269,11 @@ void rdma_user_mmap_entry_revoke_dmabufs(struct rdma_user_mmap_entry *entry)
 		mdb = list_first_entry_or_null(&entry->dmabufs,
 					       struct rdma_user_mmap_dmabuf,
 					       entry_elm);
-		/* Listed: the dma-buf's own reference is still held. */
+		/*
+		 * Listed: its owner's reference is still held (the owner
+		 * drops it only after a revoke has unlisted it), though the
+		 * dma-buf's own may be gone already.
+		 */
 		if (mdb) {
 			list_del_init(&mdb->entry_elm);
 			kref_get(&mdb->ref);

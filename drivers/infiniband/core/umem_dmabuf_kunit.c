@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * KUnit tests for CPU dma-buf umems (ib_umem_dmabuf_get_cpu()), included by
- * umem_dmabuf.c: an access reaches the exporter's vmap at the umem's
- * offset; move_notify waits for the accesses in flight and drops the vmap;
- * the next access maps again, or fails with the exporter's error once it
- * has revoked the buffer; a static exporter gets a static attachment.
+ * umem_dmabuf.c: an access reaches the exporter's memory at the umem's
+ * offset, through the physical ranges of a revocable exporter (in the
+ * exporter's order, split where the ranges are) or the vmap of a static
+ * one; move_notify waits for the accesses in flight and gives the ranges
+ * back; the next access maps again, or fails with the exporter's error once
+ * it has revoked the buffer.
  */
 #include <kunit/test.h>
 #include <linux/completion.h>
+#include <linux/dma-buf-mapping.h>
 #include <linux/fdtable.h>
 #include <linux/file.h>
 #include <linux/kthread.h>
@@ -16,8 +19,14 @@
 
 struct umem_test_exporter {
 	u8 *backing;
-	int vmaps;		/* live vmaps */
-	int vmap_calls;
+	/*
+	 * The dynamic exporter's ranges: the second half of @backing, then
+	 * the first, so that dma-buf offsets and memory differ.
+	 */
+	struct dma_buf_phys_vec ranges[4];
+	unsigned int nr_ranges;
+	int users;		/* live vmaps and physical-range answers */
+	int calls;		/* vmaps and physical-range answers given */
 	bool revoked;
 };
 
@@ -41,15 +50,37 @@ static void umem_test_unmap(struct dma_buf_attachment *attach,
 {
 }
 
+static int umem_test_get_phys(struct dma_buf_attachment *attach,
+			      struct dma_buf_phys *phys)
+{
+	struct umem_test_exporter *exp = attach->dmabuf->priv;
+
+	if (exp->revoked)
+		return -ENODEV;
+	/* Kernel memory, so mapped cacheable: memremap() of system RAM. */
+	phys->provider = NULL;
+	phys->ranges = exp->ranges;
+	phys->nr_ranges = exp->nr_ranges;
+	phys->mem_type = DMA_BUF_MEM_WB;
+	exp->users++;
+	exp->calls++;
+	return 0;
+}
+
+static void umem_test_put_phys(struct dma_buf_attachment *attach)
+{
+	struct umem_test_exporter *exp = attach->dmabuf->priv;
+
+	exp->users--;
+}
+
 static int umem_test_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	struct umem_test_exporter *exp = dmabuf->priv;
 
-	if (exp->revoked)
-		return -ENODEV;
 	iosys_map_set_vaddr(map, exp->backing);
-	exp->vmaps++;
-	exp->vmap_calls++;
+	exp->users++;
+	exp->calls++;
 	return 0;
 }
 
@@ -57,14 +88,26 @@ static void umem_test_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	struct umem_test_exporter *exp = dmabuf->priv;
 
-	exp->vmaps--;
+	exp->users--;
 }
 
 static void umem_test_release(struct dma_buf *dmabuf)
 {
 }
 
+/* Revocable, and described by physical ranges, like the MMIO exporters. */
 static const struct dma_buf_ops umem_test_dynamic_ops = {
+	.pin = umem_test_pin,
+	.unpin = umem_test_unpin,
+	.map_dma_buf = umem_test_map,
+	.unmap_dma_buf = umem_test_unmap,
+	.get_phys = umem_test_get_phys,
+	.put_phys = umem_test_put_phys,
+	.release = umem_test_release,
+};
+
+/* Dynamic with a vmap, but no physical ranges. */
+static const struct dma_buf_ops umem_test_opaque_ops = {
 	.pin = umem_test_pin,
 	.unpin = umem_test_unpin,
 	.map_dma_buf = umem_test_map,
@@ -97,6 +140,11 @@ static int umem_test_setup(struct kunit *test, const struct dma_buf_ops *ops)
 
 	t->exp.backing = kunit_kzalloc(test, UMEM_TEST_SIZE, GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, t->exp.backing);
+	t->exp.ranges[0].paddr = virt_to_phys(t->exp.backing + UMEM_TEST_SIZE / 2);
+	t->exp.ranges[0].len = UMEM_TEST_SIZE / 2;
+	t->exp.ranges[1].paddr = virt_to_phys(t->exp.backing);
+	t->exp.ranges[1].len = UMEM_TEST_SIZE / 2;
+	t->exp.nr_ranges = 2;
 	/* Only &ibdev->dev is used, as the attachment's device. */
 	t->ibdev = kunit_kzalloc(test, sizeof(*t->ibdev), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, t->ibdev);
@@ -146,7 +194,12 @@ static struct ib_umem_dmabuf *umem_test_get(struct kunit *test,
 	return umem;
 }
 
-/* An access reaches the exporter's memory at the umem's offset. */
+/*
+ * An access reaches the exporter's memory at the umem's offset: the umem
+ * [PAGE_SIZE, 3 * PAGE_SIZE) of the dma-buf is the last page of the first
+ * range (the backing's last page), then the first page of the second (the
+ * backing's first page).
+ */
 static void umem_cpu_access_at_offset(struct kunit *test)
 {
 	struct umem_test *t = test->priv;
@@ -154,14 +207,24 @@ static void umem_cpu_access_at_offset(struct kunit *test)
 	struct iosys_map map;
 
 	umem = umem_test_get(test, &umem_test_dynamic_ops, PAGE_SIZE, 2 * PAGE_SIZE);
-	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 1);	/* mapped at registration */
-	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
-	iosys_map_memset(&map, 16, 0xab, 8);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 1);	/* mapped at registration */
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
+	KUNIT_EXPECT_EQ(test, ib_umem_dmabuf_cpu_map(umem, 16, &map),
+			PAGE_SIZE - 16);
+	KUNIT_EXPECT_FALSE(test, map.is_iomem);
+	iosys_map_memset(&map, 0, 0xab, 8);
+	KUNIT_EXPECT_EQ(test, ib_umem_dmabuf_cpu_map(umem, PAGE_SIZE + 8, &map),
+			PAGE_SIZE - 8);
+	iosys_map_memset(&map, 0, 0xcd, 8);
+	KUNIT_EXPECT_EQ(test, ib_umem_dmabuf_cpu_map(umem, 2 * PAGE_SIZE, &map),
+			0);
 	ib_umem_dmabuf_cpu_end(umem);
-	KUNIT_EXPECT_EQ(test, t->exp.backing[PAGE_SIZE + 16], 0xab);
-	KUNIT_EXPECT_EQ(test, t->exp.backing[16], 0);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[3 * PAGE_SIZE + 16], 0xab);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[8], 0xcd);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[PAGE_SIZE + 16], 0);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[2 * PAGE_SIZE + 8], 0);
 	ib_umem_release(&umem->umem);
-	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
 }
 
 struct umem_test_notifier {
@@ -182,7 +245,7 @@ static int umem_test_notify_thread(void *arg)
 
 /*
  * move_notify returns only when the access in flight has ended, and the
- * vmap is gone then; the next access maps again.
+ * ranges are given back then; the next access maps again.
  */
 static void umem_cpu_move_notify_waits(struct kunit *test)
 {
@@ -190,10 +253,9 @@ static void umem_cpu_move_notify_waits(struct kunit *test)
 	struct umem_test_notifier n;
 	struct ib_umem_dmabuf *umem;
 	struct task_struct *task;
-	struct iosys_map map;
 
 	umem = umem_test_get(test, &umem_test_dynamic_ops, 0, UMEM_TEST_SIZE);
-	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
 
 	n.dmabuf = t->dmabuf;
 	init_completion(&n.done);
@@ -201,17 +263,61 @@ static void umem_cpu_move_notify_waits(struct kunit *test)
 	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
 	/* The access is still open: move_notify must not have returned. */
 	KUNIT_EXPECT_EQ(test, wait_for_completion_timeout(&n.done, HZ / 2), 0);
-	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 1);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 1);
 	ib_umem_dmabuf_cpu_end(umem);
 	KUNIT_EXPECT_NE(test, wait_for_completion_timeout(&n.done, 10 * HZ), 0);
-	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
 
 	/* Mapped again on the next access. */
-	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
 	ib_umem_dmabuf_cpu_end(umem);
-	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 1);
-	KUNIT_EXPECT_EQ(test, t->exp.vmap_calls, 2);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 1);
+	KUNIT_EXPECT_EQ(test, t->exp.calls, 2);
 	ib_umem_release(&umem->umem);
+}
+
+/*
+ * Ranges that repeat and skip memory, one page each: backing pages 2, 0, 2
+ * and 3. Each piece of the umem reaches its own page, and the two pieces
+ * of page 2 are the same bytes.
+ */
+static void umem_cpu_repeated_ranges(struct kunit *test)
+{
+	static const unsigned int page[] = { 2, 0, 2, 3 };
+	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf *umem;
+	struct iosys_map map;
+	unsigned int i;
+	size_t len;
+
+	umem_test_setup(test, &umem_test_dynamic_ops);
+	for (i = 0; i < ARRAY_SIZE(page); i++) {
+		t->exp.ranges[i].paddr = virt_to_phys(t->exp.backing +
+						      page[i] * PAGE_SIZE);
+		t->exp.ranges[i].len = PAGE_SIZE;
+	}
+	t->exp.nr_ranges = ARRAY_SIZE(page);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
+	for (i = 0; i < ARRAY_SIZE(page); i++) {
+		len = ib_umem_dmabuf_cpu_map(umem, i * PAGE_SIZE + 8, &map);
+		KUNIT_EXPECT_EQ(test, len, PAGE_SIZE - 8);
+		iosys_map_wr(&map, 0, u8, 0x10 + i);
+	}
+	/* The second write to page 2 shows through the first piece. */
+	KUNIT_EXPECT_EQ(test, ib_umem_dmabuf_cpu_map(umem, 8, &map),
+			PAGE_SIZE - 8);
+	KUNIT_EXPECT_EQ(test, iosys_map_rd(&map, 0, u8), 0x12);
+	ib_umem_dmabuf_cpu_end(umem);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[8], 0x11);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[PAGE_SIZE + 8], 0);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[2 * PAGE_SIZE + 8], 0x12);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[3 * PAGE_SIZE + 8], 0x13);
+	ib_umem_release(&umem->umem);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
 }
 
 /* A revoked buffer: accesses fail with the exporter's error, then work. */
@@ -219,20 +325,19 @@ static void umem_cpu_revoked(struct kunit *test)
 {
 	struct umem_test *t = test->priv;
 	struct ib_umem_dmabuf *umem;
-	struct iosys_map map;
 
 	umem = umem_test_get(test, &umem_test_dynamic_ops, 0, UMEM_TEST_SIZE);
 	dma_resv_lock(t->dmabuf->resv, NULL);
 	t->exp.revoked = true;
 	dma_buf_move_notify(t->dmabuf);
 	dma_resv_unlock(t->dmabuf->resv);
-	KUNIT_EXPECT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), -ENODEV);
-	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+	KUNIT_EXPECT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), -ENODEV);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
 	t->exp.revoked = false;
-	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
 	ib_umem_dmabuf_cpu_end(umem);
 	ib_umem_release(&umem->umem);
-	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
 
 	/* Registration of a revoked buffer fails the same way. */
 	t->exp.revoked = true;
@@ -241,20 +346,44 @@ static void umem_cpu_revoked(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(umem), -ENODEV);
 }
 
-/* A static exporter: static attachment, no DMA mapping, clean release. */
+/*
+ * A static exporter: static attachment, no DMA mapping, reached through
+ * its vmap at the umem's offset, clean release.
+ */
 static void umem_cpu_static_exporter(struct kunit *test)
 {
 	struct umem_test *t = test->priv;
 	struct ib_umem_dmabuf *umem;
 	struct iosys_map map;
 
-	umem = umem_test_get(test, &umem_test_static_ops, 0, UMEM_TEST_SIZE);
+	umem = umem_test_get(test, &umem_test_static_ops, PAGE_SIZE,
+			     2 * PAGE_SIZE);
 	KUNIT_EXPECT_FALSE(test, dma_buf_attachment_is_dynamic(umem->attach));
 	KUNIT_EXPECT_NULL(test, umem->attach->sgt);
-	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem, &map), 0);
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
+	KUNIT_EXPECT_EQ(test, ib_umem_dmabuf_cpu_map(umem, 8, &map),
+			2 * PAGE_SIZE - 8);
+	iosys_map_memset(&map, 0, 0xef, 8);
 	ib_umem_dmabuf_cpu_end(umem);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[PAGE_SIZE + 8], 0xef);
 	ib_umem_release(&umem->umem);
-	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
+}
+
+/*
+ * A revocable exporter that cannot give physical ranges is refused, even
+ * if it has a vmap: a vmap cannot be taken back.
+ */
+static void umem_cpu_no_phys(struct kunit *test)
+{
+	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf *umem;
+
+	umem_test_setup(test, &umem_test_opaque_ops);
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(umem), -EOPNOTSUPP);
+	KUNIT_EXPECT_EQ(test, t->exp.calls, 0);
 }
 
 /* Bad ranges and fds: errors, no umem. */
@@ -270,14 +399,16 @@ static void umem_cpu_bad_requests(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(umem), -EINVAL);
 	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, -1, 0);
 	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(umem), -EBADF);
-	KUNIT_EXPECT_EQ(test, t->exp.vmaps, 0);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
 }
 
 static struct kunit_case umem_dmabuf_cpu_cases[] = {
 	KUNIT_CASE(umem_cpu_access_at_offset),
+	KUNIT_CASE(umem_cpu_repeated_ranges),
 	KUNIT_CASE(umem_cpu_move_notify_waits),
 	KUNIT_CASE(umem_cpu_revoked),
 	KUNIT_CASE(umem_cpu_static_exporter),
+	KUNIT_CASE(umem_cpu_no_phys),
 	KUNIT_CASE(umem_cpu_bad_requests),
 	{}
 };

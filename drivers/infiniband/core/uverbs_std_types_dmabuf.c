@@ -43,12 +43,11 @@ static int UVERBS_HANDLER(UVERBS_METHOD_DMABUF_ALLOC)(struct uverbs_attr_bundle 
 	if (ret)
 		return ret;
 
-	/* The offset given to mmap(): whole pages only. */
-	if (offset_in_page(offset) || offset >> PAGE_SHIFT > ULONG_MAX)
+	/* The offset given to mmap(): whole pages, a valid off_t. */
+	if (offset_in_page(offset) || offset > (u64)LLONG_MAX)
 		return -EINVAL;
 
-	entry = ibdev->ops.pgoff_to_mmap_entry(uobj->context,
-					       offset >> PAGE_SHIFT);
+	entry = ibdev->ops.pgoff_to_mmap_entry(uobj->context, offset);
 	if (!entry)
 		return -EINVAL;
 

@@ -15,199 +15,43 @@
  * only once no importer holds a mapping, so the device can be reset or
  * handed over safely when it returns.
  *
- * Locking: vdev->memory_lock (held for write to change the state of the
- * dma-bufs, and to add or remove one from vdev->dmabufs) nests outside
- * each dma-buf's reservation lock, which protects @revoked and under which
- * importers take users (mappings, vmaps). Users are given back with the
- * lock held too, except that the revoke waits for the last of them without
- * it: the kref and completion in struct vfio_pci_dma_buf.
+ * The importers' side (who may attach, mapping, physical ranges, the wait
+ * for the last mapping) is the dma-buf core's revocable MMIO exporter,
+ * struct dma_buf_mmio; this file decides what is exported and when it is
+ * revoked.
+ *
+ * Locking: vdev->memory_lock, held for write to revoke or restore the
+ * dma-bufs and to add or remove one from vdev->dmabufs, serializes the
+ * changes of state and nests outside each dma-buf's reservation lock.
  */
 #include <linux/dma-buf.h>
 #include <linux/dma-buf-mapping.h>
-#include <linux/dma-resv.h>
 #include <linux/file.h>
-#include <linux/iosys-map.h>
-#include <linux/kref.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/slab.h>
-#include <linux/vmalloc.h>
 
 #include "vfio_pci_priv.h"
 
 MODULE_IMPORT_NS(DMA_BUF);
 
 struct vfio_pci_dma_buf {
-	struct dma_buf *dmabuf;
+	/* The importers' side: attach, map, revoke and restore. */
+	struct dma_buf_mmio mmio;
 	/* The exporting device; NULL once revoked for good. */
 	struct vfio_pci_core_device *vdev;
 	struct list_head dmabufs_elm;	/* in vdev->dmabufs */
-	struct p2pdma_provider *provider;
-	size_t size;
-	int vmap_error;			/* why vmap is refused, or 0 */
-	/* Under the reservation lock. */
-	bool revoked;
-	/*
-	 * One reference per live DMA mapping and vmap, plus one while not
-	 * revoked. A revoke drops that one and waits for @users_done, which
-	 * the release of the last reference completes; a restore re-arms
-	 * both. (kref_put() orders the count before complete(), and the
-	 * completion's lock orders it before the waiter: no missed wake-up.)
-	 */
-	struct kref users;
-	struct completion users_done;
 	u32 nr_ranges;
 	struct dma_buf_phys_vec phys_vec[] __counted_by(nr_ranges);
 };
 
-static int vfio_pci_dma_buf_attach(struct dma_buf *dmabuf,
-				   struct dma_buf_attachment *attach)
+static struct vfio_pci_dma_buf *to_vfio_pci_dma_buf(struct dma_buf_mmio *mmio)
 {
-	struct vfio_pci_dma_buf *priv = dmabuf->priv;
-
-	/* The addresses are MMIO: only peer-to-peer capable importers. */
-	if (!attach->peer2peer)
-		return -EOPNOTSUPP;
-
-	/*
-	 * A revoke waits until every mapping is given back: an importer
-	 * that move_notify cannot reach would make it wait forever, whether
-	 * it pins or not.
-	 */
-	if (!dma_buf_attach_revocable(attach))
-		return -EOPNOTSUPP;
-
-	/* Unlocked: a revoke that races with us is caught at map time. */
-	if (READ_ONCE(priv->revoked))
-		return -ENODEV;
-
-	return 0;
+	return container_of(mmio, struct vfio_pci_dma_buf, mmio);
 }
 
-/*
- * A pin cannot keep the BAR usable across a reset or memory disable, and
- * grants nothing: only revocable importers get this far (see attach), and
- * they give their mapping back on move_notify whether pinned or not. The
- * callback makes the dma-buf dynamic; without CONFIG_DMABUF_MOVE_NOTIFY
- * the core also calls it around every mapping.
- */
-static int vfio_pci_dma_buf_pin(struct dma_buf_attachment *attach)
+static void vfio_pci_dma_buf_release(struct dma_buf_mmio *mmio)
 {
-	if (!dma_buf_attach_revocable(attach))
-		return -EOPNOTSUPP;
-
-	return 0;
-}
-
-static void vfio_pci_dma_buf_unpin(struct dma_buf_attachment *attach)
-{
-}
-
-static void vfio_pci_dma_buf_users_done(struct kref *kref)
-{
-	struct vfio_pci_dma_buf *priv =
-		container_of(kref, struct vfio_pci_dma_buf, users);
-
-	complete(&priv->users_done);
-}
-
-/* A mapping or vmap is made; under the reservation lock, not revoked. */
-static void vfio_pci_dma_buf_get_user(struct vfio_pci_dma_buf *priv)
-{
-	dma_resv_assert_held(priv->dmabuf->resv);
-	kref_get(&priv->users);
-}
-
-static void vfio_pci_dma_buf_put_user(struct vfio_pci_dma_buf *priv)
-{
-	kref_put(&priv->users, vfio_pci_dma_buf_users_done);
-}
-
-static struct sg_table *
-vfio_pci_dma_buf_map(struct dma_buf_attachment *attach,
-		     enum dma_data_direction dir)
-{
-	struct vfio_pci_dma_buf *priv = attach->dmabuf->priv;
-	struct sg_table *sgt;
-
-	dma_resv_assert_held(priv->dmabuf->resv);
-
-	if (priv->revoked)
-		return ERR_PTR(-ENODEV);
-
-	sgt = dma_buf_phys_vec_to_sgt(attach, priv->provider, priv->phys_vec,
-				      priv->nr_ranges, priv->size, dir);
-	if (!IS_ERR(sgt))
-		vfio_pci_dma_buf_get_user(priv);
-
-	return sgt;
-}
-
-static void vfio_pci_dma_buf_unmap(struct dma_buf_attachment *attach,
-				   struct sg_table *sgt,
-				   enum dma_data_direction dir)
-{
-	struct vfio_pci_dma_buf *priv = attach->dmabuf->priv;
-
-	dma_buf_free_sgt(attach, sgt, dir);
-	vfio_pci_dma_buf_put_user(priv);
-}
-
-/*
- * CPU access for importers without a DMA engine of their own (rxe): one
- * uncached kernel mapping of all the ranges, in order. The dma-buf core
- * calls this for the first dma_buf_vmap() only and vunmap for the last
- * dma_buf_vunmap(); importers drop their vmap in move_notify, and a revoke
- * waits for that like it waits for DMA mappings. Only ranges of a real BAR
- * are mapped this way (see vfio_pci_dma_buf_vmap_check()).
- */
-static int vfio_pci_dma_buf_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
-{
-	struct vfio_pci_dma_buf *priv = dmabuf->priv;
-	unsigned long npages = priv->size >> PAGE_SHIFT;
-	unsigned long *pfns, n = 0, i;
-	void *vaddr;
-	u32 r;
-
-	dma_resv_assert_held(dmabuf->resv);
-
-	if (priv->revoked)
-		return -ENODEV;
-
-	if (priv->vmap_error)
-		return priv->vmap_error;
-
-	/* Bounded by the BAR's size, still possibly large: no warning. */
-	pfns = kvmalloc_array(npages, sizeof(*pfns),
-			      GFP_KERNEL | __GFP_NOWARN);
-	if (!pfns)
-		return -ENOMEM;
-
-	for (r = 0; r < priv->nr_ranges; r++)
-		for (i = 0; i < priv->phys_vec[r].len >> PAGE_SHIFT; i++)
-			pfns[n++] = PHYS_PFN(priv->phys_vec[r].paddr) + i;
-
-	vaddr = vmap_pfn(pfns, npages, pgprot_noncached(PAGE_KERNEL));
-	kvfree(pfns);
-	if (!vaddr)
-		return -ENOMEM;
-
-	vfio_pci_dma_buf_get_user(priv);
-	iosys_map_set_vaddr_iomem(map, (void __iomem *)vaddr);
-	return 0;
-}
-
-static void vfio_pci_dma_buf_vunmap(struct dma_buf *dmabuf,
-				    struct iosys_map *map)
-{
-	struct vfio_pci_dma_buf *priv = dmabuf->priv;
-
-	vunmap((__force void *)map->vaddr_iomem);
-	vfio_pci_dma_buf_put_user(priv);
-}
-
-static void vfio_pci_dma_buf_release(struct dma_buf *dmabuf)
-{
-	struct vfio_pci_dma_buf *priv = dmabuf->priv;
+	struct vfio_pci_dma_buf *priv = to_vfio_pci_dma_buf(mmio);
 
 	/*
 	 * vfio_pci_dma_buf_cleanup() skips dma-bufs whose file is already
@@ -223,14 +67,7 @@ static void vfio_pci_dma_buf_release(struct dma_buf *dmabuf)
 	kvfree(priv);
 }
 
-static const struct dma_buf_ops vfio_pci_dmabuf_ops = {
-	.attach = vfio_pci_dma_buf_attach,
-	.pin = vfio_pci_dma_buf_pin,
-	.unpin = vfio_pci_dma_buf_unpin,
-	.map_dma_buf = vfio_pci_dma_buf_map,
-	.unmap_dma_buf = vfio_pci_dma_buf_unmap,
-	.vmap = vfio_pci_dma_buf_vmap,
-	.vunmap = vfio_pci_dma_buf_vunmap,
+static const struct dma_buf_mmio_ops vfio_pci_dma_buf_ops = {
 	.release = vfio_pci_dma_buf_release,
 };
 
@@ -356,31 +193,18 @@ static int vfio_pci_dma_buf_check_ranges(struct vfio_region_dma_range *ranges,
 }
 
 /*
- * CPU access maps the ranges uncached, which is only right for MMIO: refuse
- * ranges outside the device's BAR @bar (a variant driver's region backed by
- * cacheable memory, such as nvgrace-gpu's). The mapping's size comes from
- * userspace and overlapping ranges can make it far larger than the BAR:
- * a mapping larger than the BAR is refused too.
+ * How a CPU importer must map the ranges of region @region_index: as the
+ * driver's mmap of the region does. The BARs of vfio-pci are mapped
+ * uncached.
  */
-static int vfio_pci_dma_buf_vmap_check(struct vfio_pci_dma_buf *priv,
-				       struct pci_dev *pdev, unsigned int bar)
+static enum dma_buf_mem_type
+vfio_pci_dma_buf_mem_type(struct vfio_pci_core_device *vdev,
+			  unsigned int region_index)
 {
-	resource_size_t start = pci_resource_start(pdev, bar);
-	resource_size_t len = pci_resource_len(pdev, bar);
-	u32 i;
+	if (vdev->pci_ops->get_dmabuf_mem_type)
+		return vdev->pci_ops->get_dmabuf_mem_type(vdev, region_index);
 
-	if (!(pci_resource_flags(pdev, bar) & IORESOURCE_MEM))
-		return -EOPNOTSUPP;
-
-	for (i = 0; i < priv->nr_ranges; i++) {
-		phys_addr_t paddr = priv->phys_vec[i].paddr;
-
-		if (paddr < start || paddr - start >= len ||
-		    priv->phys_vec[i].len > len - (paddr - start))
-			return -EOPNOTSUPP;
-	}
-
-	return priv->size > len ? -E2BIG : 0;
+	return DMA_BUF_MEM_UC;
 }
 
 /* Can an importer use the device's MMIO now? Under memory_lock. */
@@ -441,20 +265,19 @@ vfio_pci_dma_buf_alloc(struct vfio_pci_core_device *vdev,
 	if (!priv)
 		return ERR_PTR(-ENOMEM);
 	priv->nr_ranges = nr_ranges;
-	priv->size = size;
 	INIT_LIST_HEAD(&priv->dmabufs_elm);
-	kref_init(&priv->users);
-	init_completion(&priv->users_done);
 
-	ret = vdev->pci_ops->get_dmabuf_phys(vdev, &priv->provider,
+	ret = vdev->pci_ops->get_dmabuf_phys(vdev, &priv->mmio.provider,
 					     region_index, priv->phys_vec,
 					     ranges, nr_ranges);
 	if (ret) {
 		kvfree(priv);
 		return ERR_PTR(ret);
 	}
-	priv->vmap_error = vfio_pci_dma_buf_vmap_check(priv, vdev->pdev,
-						       region_index);
+	priv->mmio.phys_vec = priv->phys_vec;
+	priv->mmio.nr_ranges = nr_ranges;
+	priv->mmio.size = size;
+	priv->mmio.mem_type = vfio_pci_dma_buf_mem_type(vdev, region_index);
 	return priv;
 }
 
@@ -467,7 +290,7 @@ static int vfio_pci_dma_buf_publish(struct vfio_pci_core_device *vdev,
 				    struct vfio_pci_dma_buf *priv,
 				    u32 open_flags)
 {
-	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+	struct dma_buf *dmabuf;
 	int ret;
 
 	if (!vfio_device_try_get_registration(&vdev->vdev)) {
@@ -476,33 +299,26 @@ static int vfio_pci_dma_buf_publish(struct vfio_pci_core_device *vdev,
 	}
 	priv->vdev = vdev;
 
-	exp_info.ops = &vfio_pci_dmabuf_ops;
-	exp_info.size = priv->size;
-	exp_info.flags = open_flags;
-	exp_info.priv = priv;
-	priv->dmabuf = dma_buf_export(&exp_info);
-	if (IS_ERR(priv->dmabuf)) {
-		ret = PTR_ERR(priv->dmabuf);
+	ret = dma_buf_mmio_export(&priv->mmio, &vfio_pci_dma_buf_ops,
+				  open_flags);
+	if (ret) {
 		vfio_device_put_registration(&vdev->vdev);
 		kvfree(priv);
 		return ret;
 	}
+	dmabuf = priv->mmio.dmabuf;
 
 	/* From here on dma_buf_put() releases priv and the registration. */
 	down_write(&vdev->memory_lock);
-	dma_resv_lock(priv->dmabuf->resv, NULL);
-	if (!vfio_pci_dma_buf_usable(vdev)) {
-		/* Revoked from the start: no reference for the live state. */
-		WRITE_ONCE(priv->revoked, true);
-		vfio_pci_dma_buf_put_user(priv);
-	}
+	/* Revoked from the start: nobody is attached, this does not wait. */
+	if (!vfio_pci_dma_buf_usable(vdev))
+		dma_buf_mmio_revoke(&priv->mmio);
 	list_add_tail(&priv->dmabufs_elm, &vdev->dmabufs);
-	dma_resv_unlock(priv->dmabuf->resv);
 	up_write(&vdev->memory_lock);
 
-	ret = dma_buf_fd(priv->dmabuf, open_flags);
+	ret = dma_buf_fd(dmabuf, open_flags);
 	if (ret < 0)
-		dma_buf_put(priv->dmabuf);
+		dma_buf_put(dmabuf);
 	return ret;
 }
 
@@ -537,48 +353,14 @@ int vfio_pci_core_feature_dma_buf(struct vfio_pci_core_device *vdev, u32 flags,
 	return vfio_pci_dma_buf_publish(vdev, priv, get.open_flags);
 }
 
-/*
- * Change the state of one dma-buf. A revoke tells the importers, waits for
- * their fences, then waits until they have unmapped everything: when it
- * returns no importer can reach the BAR through this dma-buf. Giving access
- * back tells nobody: importers map again on their next access.
- */
-static void vfio_pci_dma_buf_set_revoked(struct vfio_pci_dma_buf *priv,
-					 bool revoked)
-{
-	struct dma_buf *dmabuf = priv->dmabuf;
-
-	dma_resv_lock(dmabuf->resv, NULL);
-	if (priv->revoked == revoked) {
-		dma_resv_unlock(dmabuf->resv);
-		return;
-	}
-	WRITE_ONCE(priv->revoked, revoked);
-	if (!revoked) {
-		/* Every user is gone: take the live reference again. */
-		kref_init(&priv->users);
-		reinit_completion(&priv->users_done);
-		dma_resv_unlock(dmabuf->resv);
-		return;
-	}
-
-	dma_buf_move_notify(dmabuf);
-	dma_resv_wait_timeout(dmabuf->resv, DMA_RESV_USAGE_BOOKKEEP, false,
-			      MAX_SCHEDULE_TIMEOUT);
-	dma_resv_unlock(dmabuf->resv);
-
-	/*
-	 * Importers may give their mappings back after move_notify, from
-	 * another context: wait for the last one.
-	 */
-	vfio_pci_dma_buf_put_user(priv);
-	wait_for_completion(&priv->users_done);
-}
-
 /**
  * vfio_pci_dma_buf_move - revoke or restore every dma-buf of a device
  * @vdev: the device, memory_lock held for write
  * @revoked: true to revoke, false to let importers map again
+ *
+ * A revoke returns when no importer can reach the device's memory through
+ * any of its dma-bufs. Giving access back tells nobody: importers map again
+ * on their next access.
  */
 void vfio_pci_dma_buf_move(struct vfio_pci_core_device *vdev, bool revoked)
 {
@@ -587,11 +369,16 @@ void vfio_pci_dma_buf_move(struct vfio_pci_core_device *vdev, bool revoked)
 	lockdep_assert_held_write(&vdev->memory_lock);
 
 	list_for_each_entry(priv, &vdev->dmabufs, dmabufs_elm) {
+		struct dma_buf *dmabuf = priv->mmio.dmabuf;
+
 		/* A dma-buf whose file is going away has no importers. */
-		if (!get_file_active(&priv->dmabuf->file))
+		if (!get_file_active(&dmabuf->file))
 			continue;
-		vfio_pci_dma_buf_set_revoked(priv, revoked);
-		fput(priv->dmabuf->file);
+		if (revoked)
+			dma_buf_mmio_revoke(&priv->mmio);
+		else
+			dma_buf_mmio_restore(&priv->mmio);
+		fput(dmabuf->file);
 	}
 }
 
@@ -610,15 +397,16 @@ void vfio_pci_dma_buf_restore(struct vfio_pci_core_device *vdev)
 		vfio_pci_dma_buf_move(vdev, false);
 }
 
-/* Revoked @priv for good: no longer the device's; under memory_lock. */
+/*
+ * Revoked @priv for good: no longer the device's. Under memory_lock, with
+ * a reference on the file, so the release cannot run meanwhile.
+ */
 static void vfio_pci_dma_buf_orphan(struct vfio_pci_dma_buf *priv)
 {
 	struct vfio_pci_core_device *vdev = priv->vdev;
 
-	dma_resv_lock(priv->dmabuf->resv, NULL);
 	list_del_init(&priv->dmabufs_elm);
 	priv->vdev = NULL;
-	dma_resv_unlock(priv->dmabuf->resv);
 	vfio_device_put_registration(&vdev->vdev);
 }
 
@@ -638,10 +426,12 @@ void vfio_pci_dma_buf_cleanup(struct vfio_pci_core_device *vdev)
 	down_write(&vdev->memory_lock);
 	vfio_pci_dma_buf_move(vdev, true);
 	list_for_each_entry_safe(priv, tmp, &vdev->dmabufs, dmabufs_elm) {
-		if (!get_file_active(&priv->dmabuf->file))
+		struct dma_buf *dmabuf = priv->mmio.dmabuf;
+
+		if (!get_file_active(&dmabuf->file))
 			continue;
 		vfio_pci_dma_buf_orphan(priv);
-		fput(priv->dmabuf->file);
+		fput(dmabuf->file);
 	}
 	up_write(&vdev->memory_lock);
 }

@@ -348,6 +348,31 @@ static inline int lab_pci_config_read(const char *bdf, unsigned int off, void *b
 	return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
 }
 
+/*
+ * Turn on memory decoding of @bdf through sysfs, behind its driver's back
+ * (vfio-pci's own view of PCI_COMMAND stays as it was): whatever still
+ * writes to a BAR afterwards lands. 0 or -errno.
+ */
+static inline int lab_pci_decode_on(const char *bdf)
+{
+	char path[PATH_MAX];
+	uint16_t cmd;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, &cmd, sizeof(cmd), 4);	/* PCI_COMMAND, little endian */
+	if (n == sizeof(cmd)) {
+		cmd |= 0x2;			/* PCI_COMMAND_MEMORY */
+		n = pwrite(fd, &cmd, sizeof(cmd), 4);
+	}
+	close(fd);
+	return n == sizeof(cmd) ? 0 : n < 0 ? -errno : -EIO;
+}
+
 /* Open the host file behind ivshmem BAR 2 (read-write), or -errno. */
 static inline int lab_ivshmem_host_open(void)
 {
@@ -398,19 +423,30 @@ static inline void lab_fdinfo(int fd, const char *key, char *val, size_t len)
 	fclose(f);
 }
 
-/* Open file descriptors of this process (to see that nothing was made). */
-static inline int lab_nr_fds(void)
+/*
+ * The state of this process's fd table, to see that a call left no fd
+ * behind: the number of open fds, and the number the next open() gets.
+ * The second sees what /proc/self/fd cannot: a number the kernel reserved
+ * (get_unused_fd_flags()) and never installed nor gave back. Compare the
+ * values before and after; (state >> 16) is the next fd, (state & 0xffff)
+ * the count.
+ */
+static inline int lab_fd_state(void)
 {
 	struct dirent *d;
 	DIR *dir = opendir("/proc/self/fd");
-	int n = 0;
+	int n = 0, next;
 
 	if (!dir)
 		return -1;
 	while ((d = readdir(dir)))
 		n += d->d_name[0] != '.';
 	closedir(dir);
-	return n - 1;		/* not the one opendir() used */
+	next = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (next < 0)
+		return -1;
+	close(next);
+	return (next << 16) | ((n - 1) & 0xffff);	/* not opendir()'s fd */
 }
 
 /*

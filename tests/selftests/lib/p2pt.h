@@ -163,7 +163,10 @@ static inline int p2pt_dma(int dev, unsigned int handle, unsigned int dir,
 	return p2pt_ioctl(dev, P2PT_IOC_DMA, &args);
 }
 
-/* CPU access to the dma-buf of @handle (dma_buf_vmap()); 0 or -errno. */
+/*
+ * CPU access to the dma-buf of @handle, through the physical ranges of its
+ * attachment, as rxe maps them; 0 or -errno.
+ */
 static inline int p2pt_vmap(int dev, unsigned int handle)
 {
 	struct p2pt_handle args = { .handle = handle };
@@ -178,7 +181,18 @@ static inline int p2pt_vunmap(int dev, unsigned int handle)
 	return p2pt_ioctl(dev, P2PT_IOC_VUNMAP, &args);
 }
 
-/* Copy @len bytes between @buf and offset @off of the vmap of @handle. */
+/*
+ * dma_buf_vmap() of dma-buf @fd without attaching it, held until @dev is
+ * closed if the exporter allows it; 0 or -errno.
+ */
+static inline int p2pt_vmap_unattached(int dev, int fd)
+{
+	struct p2pt_fd args = { .fd = fd };
+
+	return p2pt_ioctl(dev, P2PT_IOC_VMAP_UNATTACHED, &args);
+}
+
+/* Copy @len bytes between @buf and offset @off of the CPU mapping of @handle. */
 static inline int p2pt_cpu(int dev, unsigned int handle, unsigned int dir,
 			   uint64_t off, void *buf, size_t len)
 {

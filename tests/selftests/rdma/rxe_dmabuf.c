@@ -417,6 +417,63 @@ TEST_F(rxe, revoke)
 	EXPECT_EQ(0, ibv_dereg_mr(mr));
 }
 
+/*
+ * A revoked MR in every other role it can have: the target of an RDMA READ,
+ * the local sink of a READ and a receive buffer. Each fails as
+ * Documentation/infiniband/dmabuf.rst says, and nothing reaches the BAR or
+ * comes back from it.
+ */
+TEST_F(rxe, revoked_mr_in_every_role)
+{
+	struct ibv_sge sge = { .addr = MR_IOVA + 8192, .length = 4096 };
+	struct ibv_recv_wr rwr = { .sg_list = &sge, .num_sge = 1 }, *bad;
+	struct ibv_mr *mr;
+	struct ibv_wc wc;
+	int st;
+
+	if (!vfio_src(self->src))
+		SKIP(return, "only vfio-pci exports are revoked");
+	mr = reg_dmabuf(self, ACCESS_RW);
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	sge.lkey = mr->lkey;
+	lab_pattern(self->view, BUF_SIZE, 0, 0x2468);
+	ASSERT_EQ(0, vdb_memory(&self->l.v, false));
+
+	/* The target of a READ: a remote access error, nothing read. */
+	memset(self->buf, 0x77, BUF_SIZE);
+	st = rc_post(&self->rc, IBV_WR_RDMA_READ, self->plain, self->buf, MR_IOVA, mr->rkey,
+		     4096);
+	EXPECT_EQ(IBV_WC_REM_ACCESS_ERR, st) TH_LOG("READ from it: %s", ibv_wc_status_str(st));
+	EXPECT_EQ(0, count_not(self->buf, 4096, 0x77)) TH_LOG("a READ returned bytes");
+
+	/* The local sink of a READ: a local protection error. */
+	ASSERT_EQ(0, rc_pair(&self->rc));
+	st = rc_post(&self->rc, IBV_WR_RDMA_READ, mr, (void *)(uintptr_t)MR_IOVA,
+		     (uintptr_t)self->buf, self->plain->rkey, 4096);
+	EXPECT_EQ(IBV_WC_LOC_PROT_ERR, st) TH_LOG("READ into it: %s", ibv_wc_status_str(st));
+	EXPECT_EQ(IBV_QPS_ERR, qp_state_reaches(self->rc.qa, IBV_QPS_ERR));
+
+	/*
+	 * A receive buffer: the responder cannot place the SEND, completes the
+	 * receive with a local QP operation error and NAKs with a remote
+	 * operational error (IBTA 9.7.5.2.4, 10.7.3.1); both QPs go to error.
+	 */
+	ASSERT_EQ(0, rc_pair(&self->rc));
+	ASSERT_EQ(0, ibv_post_recv(self->rc.qb, &rwr, &bad));
+	st = rc_post(&self->rc, IBV_WR_SEND, self->plain, self->buf, 0, 0, 4096);
+	EXPECT_EQ(IBV_WC_REM_OP_ERR, st) TH_LOG("SEND into it: %s", ibv_wc_status_str(st));
+	st = rc_wait(self->rc.rcq, &wc);
+	EXPECT_EQ(IBV_WC_LOC_QP_OP_ERR, st) TH_LOG("the receive: %s", ibv_wc_status_str(st));
+	EXPECT_EQ(IBV_QPS_ERR, qp_state_reaches(self->rc.qa, IBV_QPS_ERR));
+	EXPECT_EQ(IBV_QPS_ERR, qp_state_reaches(self->rc.qb, IBV_QPS_ERR));
+
+	/* Decoding again: the BAR holds what it held before, to the byte. */
+	ASSERT_EQ(0, vdb_memory(&self->l.v, true));
+	lab_pattern(self->buf, BUF_SIZE, 0, 0x2468);
+	EXPECT_EQ(0, memcmp(self->view, self->buf, BUF_SIZE)) TH_LOG("the BAR changed");
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+}
+
 /* Remote atomics on a dma-buf of system memory: the 8 bytes change. */
 TEST_F(rxe, atomics_on_system_memory)
 {
@@ -871,6 +928,122 @@ TEST_F_TIMEOUT(rxe, dereg_races_revoke, 300)
 	TH_LOG("%d registrations, %d decode toggles", regs, r.toggles);
 	EXPECT_LT(0, regs);
 	EXPECT_LT(0, r.toggles);
+}
+
+/* QEMU's edu: registers in BAR 0, 32-bit only below 0x80, 32/64-bit above. */
+#define EDU_BAR		0
+#define EDU_LIVENESS	0x04	/* reads back the inverse of a 32-bit write */
+#define EDU_DMA_SRC	0x80	/* the DMA source address, read and written whole */
+#define EDU_DMA_DST	0x88	/* the DMA destination address, the same */
+
+/*
+ * One IBV_WR_ATOMIC_WRITE of @value to @raddr from a QP made for it (the
+ * verbs of rc_post() cannot post one), to a new qb; the completion status.
+ */
+static int atomic_write(struct rc *rc, uint64_t raddr, uint32_t rkey, uint64_t value)
+{
+	struct ibv_qp_init_attr_ex init = {
+		.send_cq = rc->cq, .recv_cq = rc->cq, .qp_type = IBV_QPT_RC,
+		.cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1,
+			 .max_recv_sge = 1 },
+		.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+		.pd = rc->pd, .send_ops_flags = IBV_QP_EX_WITH_ATOMIC_WRITE,
+	};
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_INIT, .port_num = 1, .qp_access_flags = RC_ACCESS,
+	};
+	struct ibv_qp_ex *qpx;
+	struct ibv_qp *qp;
+	struct ibv_wc wc;
+	int st = -1;
+
+	qp = ibv_create_qp_ex(rc->ctx, &init);
+	if (!qp)
+		return -1;
+	ibv_destroy_qp(rc->qb);
+	rc->qb = rc_qp(rc, rc->rcq);
+	if (!rc->qb)
+		goto out;
+	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
+			  IBV_QP_ACCESS_FLAGS) ||
+	    rc_connect(rc, qp, rc->qb->qp_num) || rc_connect(rc, rc->qb, qp->qp_num))
+		goto out;
+	qpx = ibv_qp_to_qp_ex(qp);
+	ibv_wr_start(qpx);
+	qpx->wr_id = 1;
+	qpx->wr_flags = IBV_SEND_SIGNALED;
+	ibv_wr_atomic_write(qpx, rkey, raddr, &value);
+	if (!ibv_wr_complete(qpx))
+		st = rc_wait(rc->cq, &wc);
+out:
+	ibv_destroy_qp(qp);
+	return st;
+}
+
+/*
+ * rxe writes a BAR as a NIC would: an aligned 4- or 8-byte RDMA WRITE into
+ * a register page is one store of that width, and an RDMA READ one load.
+ * edu ignores every access of another width (a torn store, or bytes), so
+ * the values it reads back show the width of what reached it.
+ */
+TEST(rxe_register_accesses_are_single_width)
+{
+	uint32_t live = 0x13572468 ^ (uint32_t)getpid(), live_back = 0;
+	uint64_t src = 0x0000123456789ab0ULL ^ ((uint64_t)getpid() << 12), src_back = 0;
+	struct vdb_lab l;
+	struct rc rc;
+	struct ibv_mr *mr, *plain;
+	uint64_t buf[2];
+	int fd, err;
+
+	err = vdb_lab_setup_dev(&l, false, "edu");
+	ASSERT_EQ(0, err) TH_LOG("edu through VFIO: %s", strerror(-err));
+	fd = vdb_export1(l.v.device, EDU_BAR, 0, 4096);
+	ASSERT_LE(0, fd) TH_LOG("export of edu's registers: %s", strerror(-fd));
+	ASSERT_EQ(0, rc_open(&rc));
+	plain = ibv_reg_mr(rc.pd, buf, sizeof(buf), ACCESS_RW);
+	ASSERT_NE(NULL, plain);
+	mr = ibv_reg_dmabuf_mr(rc.pd, 0, 4096, MR_IOVA, fd, ACCESS_RW);
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+
+	memcpy(buf, &live, sizeof(live));
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&rc, IBV_WR_RDMA_WRITE, plain, buf,
+					  MR_IOVA + EDU_LIVENESS, mr->rkey, sizeof(live)));
+	memset(buf, 0, sizeof(buf));
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&rc, IBV_WR_RDMA_READ, plain, buf,
+					  MR_IOVA + EDU_LIVENESS, mr->rkey, sizeof(live_back)));
+	memcpy(&live_back, buf, sizeof(live_back));
+	EXPECT_EQ(~live, live_back) TH_LOG("liveness 0x%08x after writing 0x%08x: "
+					   "not one 32-bit store and load", live_back, live);
+
+	memcpy(buf, &src, sizeof(src));
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&rc, IBV_WR_RDMA_WRITE, plain, buf,
+					  MR_IOVA + EDU_DMA_SRC, mr->rkey, sizeof(src)));
+	memset(buf, 0, sizeof(buf));
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&rc, IBV_WR_RDMA_READ, plain, buf,
+					  MR_IOVA + EDU_DMA_SRC, mr->rkey, sizeof(src_back)));
+	memcpy(&src_back, buf, sizeof(src_back));
+	EXPECT_EQ(src, src_back) TH_LOG("DMA source 0x%016llx after writing 0x%016llx: "
+					"not one 64-bit store and load",
+					(unsigned long long)src_back, (unsigned long long)src);
+
+	/* ATOMIC_WRITE: one 64-bit store, read back whole (on a new pair). */
+	src ^= 0x0000fedc00000000ULL;
+	ASSERT_EQ(IBV_WC_SUCCESS, atomic_write(&rc, MR_IOVA + EDU_DMA_DST, mr->rkey, src));
+	ASSERT_EQ(0, rc_pair(&rc));
+	memset(buf, 0, sizeof(buf));
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&rc, IBV_WR_RDMA_READ, plain, buf,
+					  MR_IOVA + EDU_DMA_DST, mr->rkey, sizeof(src_back)));
+	memcpy(&src_back, buf, sizeof(src_back));
+	EXPECT_EQ(src, src_back) TH_LOG("DMA destination 0x%016llx after an ATOMIC_WRITE of "
+					"0x%016llx: not one 64-bit store",
+					(unsigned long long)src_back, (unsigned long long)src);
+
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+	EXPECT_EQ(0, ibv_dereg_mr(plain));
+	rc_close(&rc);
+	close(fd);
+	vdb_lab_restore(&l);
 }
 
 TEST_HARNESS_MAIN

@@ -81,6 +81,8 @@ static void udb_lab_setup(struct __test_metadata *_metadata, struct udb_lab *l)
 
 static void udb_lab_teardown(struct udb_lab *l)
 {
+	if (l->rdma[0])		/* a test that stopped early left it slow */
+		lab_sysfs_write(P2PT_RDMA_PARAM_DELAY, "0");
 	if (l->uv >= 0)
 		close(l->uv);
 	if (l->host2 >= 0)
@@ -131,6 +133,7 @@ FIXTURE_TEARDOWN(udb)
 TEST_F(udb, exports_are_dma_bufs_of_the_entries)
 {
 	struct udb_lab *l = &self->l;
+	struct stat st, st2;
 	int db, mem, mem2;
 	char v[64];
 
@@ -138,18 +141,22 @@ TEST_F(udb, exports_are_dma_bufs_of_the_entries)
 	ASSERT_LE(0, db) TH_LOG("doorbell: %s", strerror(-db));
 	lab_fdinfo(db, "size", v, sizeof(v));
 	EXPECT_STREQ("4096", v);
+	/* Owned by ib_uverbs, whose code the dma-buf's release calls. */
 	lab_fdinfo(db, "exp_name", v, sizeof(v));
-	EXPECT_STREQ("ib_core", v);
+	EXPECT_STREQ("ib_uverbs", v);
+	EXPECT_EQ(O_RDWR, fcntl(db, F_GETFL) & O_ACCMODE);
 
 	mem = uvr_export_dmabuf(l->uv, l->resp.memory_offset);
 	ASSERT_LE(0, mem) TH_LOG("memory: %s", strerror(-mem));
 	lab_fdinfo(mem, "size", v, sizeof(v));
 	EXPECT_EQ(P2PT_RDMA_MEM_PAGES * PAGE, strtoull(v, NULL, 0));
 
-	/* The same entry twice: two dma-bufs. */
+	/* The same entry twice: two dma-bufs, two files. */
 	mem2 = uvr_export_dmabuf(l->uv, l->resp.memory_offset);
 	ASSERT_LE(0, mem2);
-	EXPECT_NE(mem, mem2);
+	ASSERT_EQ(0, fstat(mem, &st));
+	ASSERT_EQ(0, fstat(mem2, &st2));
+	EXPECT_NE(st.st_ino, st2.st_ino) TH_LOG("one dma-buf behind both fds");
 	EXPECT_TRUE(fcntl(mem2, F_GETFD) & FD_CLOEXEC);
 
 	/* No CPU mapping of the dma-buf itself. */
@@ -169,7 +176,7 @@ TEST_F(udb, export_errno_table)
 	struct uvr_cmd c;
 	int fds, bare;
 
-	fds = lab_nr_fds();
+	fds = lab_fd_state();
 	EXPECT_EQ(-EINVAL, uvr_export_dmabuf(l->uv, l->resp.doorbell_offset + 1));
 	EXPECT_EQ(-EINVAL, uvr_export_dmabuf(l->uv, l->resp.memory_offset + PAGE))
 		TH_LOG("an offset inside an entry, not its start");
@@ -208,7 +215,7 @@ TEST_F(udb, export_errno_table)
 	EXPECT_EQ(-EINVAL, uvr_export_dmabuf(l->uv, l->resp.memory_offset));
 	EXPECT_EQ(-EINVAL, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "nonsense"));
 
-	EXPECT_EQ(fds, lab_nr_fds()) TH_LOG("a failed export left an fd");
+	EXPECT_EQ(fds, lab_fd_state()) TH_LOG("a failed export left an fd");
 }
 
 /* A device without the two ops (rxe) has no DMABUF object. */
@@ -334,14 +341,67 @@ TEST_F(udb, dma_reaches_doorbell_and_memory)
 }
 
 /*
- * rxe imports the memory (a dma-buf MR; rxe reaches it through the
- * exporter's vmap): an RDMA WRITE lands in the "NIC's" BAR. When the driver
- * removes the entry the MR is revoked: the next WRITE fails with a remote
- * access error and nothing lands.
+ * A CPU importer maps each entry as the driver's own mmap does: the
+ * doorbell uncached, the device memory write-combining (mmap_get_mem_type,
+ * as mlx5's MEMIC and WC UAR pages). Bytes written through the mapping
+ * land in the BAR. A dma_buf_vmap() without attachment is refused: nothing
+ * could revoke it.
  */
-TEST_F_TIMEOUT(udb, rxe_writes_into_the_memory, 120)
+TEST_F(udb, cpu_mapping_has_the_drivers_memory_type)
 {
 	struct udb_lab *l = &self->l;
+	uint8_t buf[256], back[256];
+	struct p2pt_status st;
+	int db, mem, hd, hm;
+
+	host2_fill(_metadata, l, P2PT_RDMA_MEM_OFF, P2PT_RDMA_MEM_PAGES * PAGE, 0x5a);
+	db = uvr_export_dmabuf(l->uv, l->resp.doorbell_offset);
+	ASSERT_LE(0, db);
+	mem = uvr_export_dmabuf(l->uv, l->resp.memory_offset);
+	ASSERT_LE(0, mem);
+	EXPECT_EQ(-EOPNOTSUPP, p2pt_vmap_unattached(l->lab.dev, mem));
+
+	hd = p2pt_import(l->lab.dev, l->lab.edu2, db, P2PT_IMPORT_DYNAMIC, 0);
+	ASSERT_LT(0, hd);
+	hm = p2pt_import(l->lab.dev, l->lab.edu2, mem, P2PT_IMPORT_DYNAMIC, 0);
+	ASSERT_LT(0, hm);
+	ASSERT_EQ(0, p2pt_vmap(l->lab.dev, hd));
+	ASSERT_EQ(0, p2pt_vmap(l->lab.dev, hm));
+	ASSERT_EQ(0, p2pt_status(l->lab.dev, hd, &st));
+	EXPECT_EQ(P2PT_STATUS_VMAPPED | P2PT_STATUS_VMAP_IOMEM, st.flags)
+		TH_LOG("doorbell: flags 0x%x, want uncached I/O memory", st.flags);
+	ASSERT_EQ(0, p2pt_status(l->lab.dev, hm, &st));
+	EXPECT_EQ(P2PT_STATUS_VMAPPED | P2PT_STATUS_VMAP_IOMEM | P2PT_STATUS_VMAP_WC,
+		  st.flags) TH_LOG("memory: flags 0x%x, want write-combining", st.flags);
+
+	lab_pattern(buf, sizeof(buf), 7, l->lab.seed);
+	ASSERT_EQ(0, p2pt_cpu(l->lab.dev, hm, P2PT_DMA_TO_PEER, 3 * PAGE + 64, buf,
+			      sizeof(buf)));
+	ASSERT_EQ((ssize_t)sizeof(back), pread(l->host2, back, sizeof(back),
+					       P2PT_RDMA_MEM_OFF + 3 * PAGE + 64));
+	EXPECT_EQ(0, memcmp(buf, back, sizeof(buf))) TH_LOG("CPU write into the memory");
+	host2_expect(_metadata, l, P2PT_RDMA_MEM_OFF, 3 * PAGE + 64, 0x5a, "guard before");
+
+	EXPECT_EQ(0, p2pt_release(l->lab.dev, hm));
+	EXPECT_EQ(0, p2pt_release(l->lab.dev, hd));
+	close(mem);
+	close(db);
+}
+
+/* --- revoke triggers against fast and slow importers -------------------- */
+
+enum trigger { REMOVE_ENTRY, CLOSE_UCONTEXT, PROCESS_EXIT, UNBIND };
+
+/*
+ * rxe imports the memory (a dma-buf MR; rxe maps the physical range of its
+ * attachment, write-combining): an RDMA WRITE lands in the "NIC's" BAR.
+ * When @trigger revokes the dma-buf, the MR is revoked with it: the next
+ * WRITE fails with a remote access error, nothing lands, and the MR still
+ * deregisters.
+ */
+static void rxe_revoked_by(struct __test_metadata *_metadata, struct udb_lab *l,
+			   enum trigger trigger)
+{
 	uint8_t *src, back[PAGE];
 	struct ibv_mr *plain, *mr;
 	struct rc rc;
@@ -368,7 +428,21 @@ TEST_F_TIMEOUT(udb, rxe_writes_into_the_memory, 120)
 	EXPECT_EQ(0, memcmp(src, back, PAGE)) TH_LOG("the WRITE did not land");
 	host2_expect(_metadata, l, P2PT_RDMA_MEM_OFF, 3 * PAGE, 0x5a, "guard before");
 
-	ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+	switch (trigger) {
+	case REMOVE_ENTRY:
+		ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+		break;
+	case CLOSE_UCONTEXT:
+		close(l->uv);
+		l->uv = -1;
+		break;
+	case UNBIND:
+		ASSERT_EQ(0, lab_pci_bind(l->rdma, ""));
+		break;
+	default:
+		ASSERT_TRUE(false) TH_LOG("trigger %d", trigger);
+	}
+	ASSERT_EQ(0, lab_pci_decode_on(l->rdma));
 	host2_fill(_metadata, l, P2PT_RDMA_MEM_OFF, P2PT_RDMA_MEM_PAGES * PAGE, 0xa5);
 	EXPECT_EQ(IBV_WC_REM_ACCESS_ERR, rc_post(&rc, IBV_WR_RDMA_WRITE, plain, src,
 						 0x10000000, mr->rkey, PAGE));
@@ -382,9 +456,20 @@ TEST_F_TIMEOUT(udb, rxe_writes_into_the_memory, 120)
 	rc_close(&rc);
 }
 
-/* --- revoke triggers against fast and slow importers -------------------- */
+TEST_F_TIMEOUT(udb, rxe_revoked_on_entry_removal, 120)
+{
+	rxe_revoked_by(_metadata, &self->l, REMOVE_ENTRY);
+}
 
-enum trigger { REMOVE_ENTRY, CLOSE_UCONTEXT, PROCESS_EXIT, UNBIND };
+TEST_F_TIMEOUT(udb, rxe_revoked_on_ucontext_close, 120)
+{
+	rxe_revoked_by(_metadata, &self->l, CLOSE_UCONTEXT);
+}
+
+TEST_F_TIMEOUT(udb, rxe_revoked_on_driver_unbind, 120)
+{
+	rxe_revoked_by(_metadata, &self->l, UNBIND);
+}
 
 FIXTURE(revoke) {
 	struct udb_lab l;
@@ -399,9 +484,10 @@ FIXTURE_VARIANT_ADD(revoke, dynamic) {
 	.mode = P2PT_IMPORT_DYNAMIC,
 };
 
+/* Gives the mapping back late, after one last DMA write into it. */
 FIXTURE_VARIANT_ADD(revoke, deferred) {
 	.mode = P2PT_IMPORT_DYNAMIC,
-	.flags = P2PT_IMPORT_F_DEFER,
+	.flags = P2PT_IMPORT_F_DEFER | P2PT_IMPORT_F_LATE_WRITE,
 };
 
 FIXTURE_VARIANT_ADD(revoke, fenced) {
@@ -529,11 +615,27 @@ static void revoke_by(struct __test_metadata *_metadata, struct udb_lab *l,
 	ASSERT_EQ(0, p2pt_status(l->lab.dev, h, &st));
 	EXPECT_EQ(0, st.flags) TH_LOG("status flags after the revoke");
 	EXPECT_EQ(1, st.move_notify_count);
+	/* The slow importer's last write landed before the trigger returned. */
+	if (variant->flags & P2PT_IMPORT_F_LATE_WRITE)
+		host2_expect(_metadata, l, P2PT_RDMA_MEM_OFF, P2PT_LATE_LEN, P2PT_LATE_BYTE,
+			     "last DMA write");
 
-	/* No way back, the fd stays valid, and nothing lands later. */
+	/*
+	 * No way back, and the fd is still a dma-buf of the same size, which
+	 * a new importer finds revoked (not EBADF or EINVAL: not a dma-buf);
+	 * nothing lands later.
+	 */
 	EXPECT_EQ(-ENODEV, p2pt_map(l->lab.dev, h, P2PT_DIR_BIDIRECTIONAL, &m));
-	if (fd >= 0)
-		EXPECT_EQ(0, fcntl(fd, F_GETFD) & ~FD_CLOEXEC);
+	if (fd >= 0) {
+		char v[64];
+
+		lab_fdinfo(fd, "size", v, sizeof(v));
+		EXPECT_EQ(P2PT_RDMA_MEM_PAGES * PAGE, strtoull(v, NULL, 0));
+		EXPECT_EQ(-ENODEV, p2pt_import(l->lab.dev, l->lab.edu2, fd,
+					       P2PT_IMPORT_DYNAMIC, 0));
+	}
+	/* ivshmem2 decodes, whatever the trigger did, so a late write would land. */
+	ASSERT_EQ(0, lab_pci_decode_on(l->rdma));
 	host2_fill(_metadata, l, P2PT_RDMA_MEM_OFF, P2PT_RDMA_MEM_PAGES * PAGE, 0xa5);
 	usleep(DELAY_MS * 1500);
 	host2_expect(_metadata, l, P2PT_RDMA_MEM_OFF, P2PT_RDMA_MEM_PAGES * PAGE, 0xa5,
@@ -605,6 +707,210 @@ static void *map_loop(void *arg)
 		}
 	}
 	return NULL;
+}
+
+/*
+ * Two dma-bufs of one entry: the driver's removal of the entry revokes
+ * both, each importer told once and holding nothing afterwards.
+ */
+TEST_F(udb, both_dmabufs_of_an_entry_are_revoked)
+{
+	struct udb_lab *l = &self->l;
+	struct p2pt_status st;
+	int fd[2], h[2], i;
+
+	for (i = 0; i < 2; i++) {
+		fd[i] = uvr_export_dmabuf(l->uv, l->resp.memory_offset);
+		ASSERT_LE(0, fd[i]);
+		h[i] = p2pt_import(l->lab.dev, l->lab.edu2, fd[i], P2PT_IMPORT_DYNAMIC, 0);
+		ASSERT_LT(0, h[i]);
+		ASSERT_EQ(0, p2pt_vmap(l->lab.dev, h[i]));
+	}
+	ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, p2pt_status(l->lab.dev, h[i], &st));
+		EXPECT_EQ(0, st.flags) TH_LOG("dma-buf %d: still mapped", i);
+		EXPECT_EQ(1, st.move_notify_count) TH_LOG("dma-buf %d", i);
+		EXPECT_EQ(-ENODEV, p2pt_vmap(l->lab.dev, h[i]));
+		EXPECT_EQ(0, p2pt_release(l->lab.dev, h[i]));
+		close(fd[i]);
+	}
+}
+
+#define EXPORT_MAX	512		/* below the default RLIMIT_NOFILE */
+
+struct exporter_loop {
+	int uv;
+	uint64_t offset;
+	volatile bool stop;
+	int fds[EXPORT_MAX];
+	int nr;				/* dma-bufs made */
+	int refused;			/* the entry was gone: EINVAL, or
+					 * ENODEV if it went during the call */
+	int other;			/* any other result */
+};
+
+static void *exporter_loop(void *arg)
+{
+	struct exporter_loop *e = arg;
+	int fd;
+
+	while (!e->stop && e->nr < EXPORT_MAX) {
+		fd = uvr_export_dmabuf(e->uv, e->offset);
+		if (fd >= 0)
+			e->fds[e->nr++] = fd;
+		else if (fd == -EINVAL || fd == -ENODEV)
+			e->refused++;
+		else
+			e->other++;
+	}
+	return NULL;
+}
+
+/*
+ * Exports against the driver removing the entry: each export either makes
+ * a dma-buf, which the removal revokes (an importer then gets ENODEV), or
+ * fails, with EINVAL once the entry is gone or ENODEV if it went during
+ * the call; none escapes the revoke.
+ */
+TEST_F_TIMEOUT(udb, exports_race_entry_removal, 300)
+{
+	struct udb_lab *l = &self->l;
+	struct exporter_loop *e;
+	pthread_t thr;
+	int i, j, made = 0, refused = 0;
+
+	e = calloc(1, sizeof(*e));
+	ASSERT_NE(NULL, e);
+	srand(l->lab.seed);
+	for (i = 0; i < RACE_ROUNDS; i++) {
+		if (l->uv < 0)
+			ASSERT_EQ(0, udb_open(l, &l->uv, &l->resp));
+		memset(e, 0, sizeof(*e));
+		e->uv = l->uv;
+		e->offset = l->resp.memory_offset;
+		ASSERT_EQ(0, pthread_create(&thr, NULL, exporter_loop, e));
+		usleep(1000 * (rand() % 50));
+		ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+		usleep(10000);
+		e->stop = true;
+		pthread_join(thr, NULL);
+		EXPECT_EQ(0, e->other) TH_LOG("round %d: exports failing otherwise", i);
+		for (j = 0; j < e->nr; j++) {
+			EXPECT_EQ(-ENODEV, p2pt_import(l->lab.dev, l->lab.edu2, e->fds[j],
+						       P2PT_IMPORT_DYNAMIC, 0))
+				TH_LOG("round %d: dma-buf %d of %d not revoked", i, j, e->nr);
+			close(e->fds[j]);
+		}
+		made += e->nr;
+		refused += e->refused;
+		close(l->uv);
+		l->uv = -1;
+	}
+	free(e);
+	TH_LOG("%d dma-bufs made and revoked, %d exports refused", made, refused);
+	EXPECT_LT(0, refused) TH_LOG("no export ever met the removed entry");
+}
+
+struct slow_export {
+	int uv;
+	uint64_t offset;
+	int ret;
+};
+
+static void *slow_export(void *arg)
+{
+	struct slow_export *x = arg;
+
+	x->ret = uvr_export_dmabuf(x->uv, x->offset);
+	return NULL;
+}
+
+/*
+ * The entry removed while an export is inside the driver (which sleeps in
+ * mmap_get_pfns): the export has made its dma-buf but must not hand it
+ * out, since the removal did not see it: ENODEV, and no fd left behind.
+ */
+TEST_F_TIMEOUT(udb, export_meets_removal_midway, 60)
+{
+	struct udb_lab *l = &self->l;
+	struct slow_export x = { .uv = l->uv, .offset = l->resp.memory_offset };
+	pthread_t thr;
+	int fds;
+
+	fds = lab_fd_state();
+	ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_DELAY, "500"));
+	ASSERT_EQ(0, pthread_create(&thr, NULL, slow_export, &x));
+	usleep(150 * 1000);
+	EXPECT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+	pthread_join(thr, NULL);
+	EXPECT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_DELAY, "0"));
+	EXPECT_EQ(-ENODEV, x.ret) TH_LOG("an export that met the removal: %s",
+					 strerror(x.ret < 0 ? -x.ret : 0));
+	if (x.ret >= 0)
+		close(x.ret);
+	EXPECT_EQ(fds, lab_fd_state()) TH_LOG("the refused export left an fd");
+	/* And afterwards the entry is simply gone. */
+	EXPECT_EQ(-EINVAL, uvr_export_dmabuf(l->uv, l->resp.memory_offset));
+}
+
+#define CLOSE_ROUNDS	200
+
+struct closer {
+	pthread_barrier_t *go;
+	int fd;
+};
+
+static void *close_at_go(void *arg)
+{
+	struct closer *c = arg;
+
+	pthread_barrier_wait(c->go);
+	close(c->fd);
+	return NULL;
+}
+
+/*
+ * The last close of a dma-buf against the close of its uverbs file: the
+ * dma-buf's release lets go of the mmap entry while the file's close
+ * destroys the ucontext the entry's last put touches. The release must
+ * not put the entry outside the uverbs file's locks (KASAN, or the WARN on
+ * a ucontext freed with a non-empty mmap_xa, would show it). Either
+ * order leaves nothing behind: a new ucontext exports again.
+ */
+TEST_F_TIMEOUT(udb, dmabuf_close_races_ucontext_close, 300)
+{
+	struct udb_lab *l = &self->l;
+	pthread_barrier_t go;
+	struct closer c[2];
+	pthread_t thr[2];
+	int i, j, fds;
+
+	ASSERT_EQ(0, pthread_barrier_init(&go, NULL, 3));
+	close(l->uv);
+	l->uv = -1;
+	fds = lab_fd_state();
+	for (i = 0; i < CLOSE_ROUNDS; i++) {
+		ASSERT_EQ(0, udb_open(l, &l->uv, &l->resp));
+		c[0].fd = uvr_export_dmabuf(l->uv, i & 1 ? l->resp.memory_offset :
+							    l->resp.doorbell_offset);
+		ASSERT_LE(0, c[0].fd) TH_LOG("round %d: %s", i, strerror(-c[0].fd));
+		c[1].fd = l->uv;
+		l->uv = -1;
+		for (j = 0; j < 2; j++) {
+			c[j].go = &go;
+			ASSERT_EQ(0, pthread_create(&thr[j], NULL, close_at_go, &c[j]));
+		}
+		pthread_barrier_wait(&go);
+		for (j = 0; j < 2; j++)
+			pthread_join(thr[j], NULL);
+	}
+	pthread_barrier_destroy(&go);
+	EXPECT_EQ(fds, lab_fd_state());
+	ASSERT_EQ(0, udb_open(l, &l->uv, &l->resp));
+	c[0].fd = uvr_export_dmabuf(l->uv, l->resp.memory_offset);
+	EXPECT_LE(0, c[0].fd);
+	close(c[0].fd);
 }
 
 /*

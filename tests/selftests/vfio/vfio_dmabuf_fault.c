@@ -42,7 +42,7 @@ FIXTURE_SETUP(fault)
 		ASSERT_EQ(0, err) TH_LOG("fault injection: %s (CONFIG_FAULT_INJECTION?)",
 					 strerror(-err));
 	}
-	self->fds = lab_nr_fds();
+	self->fds = lab_fd_state();
 }
 
 FIXTURE_TEARDOWN(fault)
@@ -56,7 +56,7 @@ static void check_nothing_left(struct __test_metadata *_metadata, FIXTURE_DATA(f
 {
 	struct vdb_lab *l = &self->l;
 
-	EXPECT_EQ(self->fds, lab_nr_fds());
+	EXPECT_EQ(self->fds, lab_fd_state());
 	lab_vfio_close(&l->v);
 	EXPECT_EQ(0, lab_pci_bind(l->lab.ivshmem, P2PT_EXPORTER_DRIVER));
 }

@@ -305,6 +305,26 @@ TEST_F_TIMEOUT(revoke, device_reset, 180)
 	check_clean(_metadata, self);
 }
 
+/*
+ * A vmap needs no attachment, so nothing could take one back
+ * (videobuf2-vmalloc's DMABUF import vmaps this way): the exporter refuses
+ * it, and a revoke then returns. An exporter that gave the vmap would wait
+ * in this revoke until the test importer's file is closed.
+ */
+TEST_F_TIMEOUT(revoke, vmap_unattached_refused, 180)
+{
+	struct vdb_lab *l = &self->l;
+
+	EXPECT_EQ(-EOPNOTSUPP, p2pt_vmap_unattached(l->lab.dev, self->fd));
+	arm(_metadata, self, 0);
+	ASSERT_EQ(0, vdb_memory(&l->v, false));
+	check_revoked(_metadata, self, 1);
+	ASSERT_EQ(0, vdb_memory(&l->v, true));
+	check_restored(_metadata, self, 1);
+	EXPECT_EQ(-EOPNOTSUPP, p2pt_vmap_unattached(l->lab.dev, self->fd));
+	check_clean(_metadata, self);
+}
+
 /* VFIO_DEVICE_PCI_HOT_RESET (ivshmem's slot/bus: ivshmem alone). */
 TEST_F_TIMEOUT(revoke, hot_reset, 180)
 {
