@@ -69,32 +69,25 @@ static bool p2pt_sgt_covers(struct sg_table *sgt, u64 addr, u64 len)
 	return false;
 }
 
-int p2pt_dma_locked(struct p2pt_imported *im, const struct p2pt_dma *args,
-		    void *data)
+/*
+ * Copy @len bytes (at most EDU_BUF_SIZE) between @data and the DMA address
+ * @peer_dma with edu's engine, through the bounce buffer; under
+ * imp->dma_lock.
+ */
+static int p2pt_edu_copy(struct p2pt_importer *imp, u64 peer_dma, void *data,
+			 u64 len, bool to_peer)
 {
-	struct p2pt_importer *imp = im->imp;
 	u64 done, chunk;
 	int ret;
 
-	/* A slow importer told to stop starts nothing new. */
-	if (!im->sgt || im->giveback_pending)
-		return -ENODEV;
-	/* TO_PEER: the device writes to the peer; FROM_PEER: it reads. */
-	if (im->dir != DMA_BIDIRECTIONAL &&
-	    im->dir != (args->dir == P2PT_DMA_TO_PEER ? DMA_FROM_DEVICE :
-							DMA_TO_DEVICE))
-		return -EPERM;
-	if (!p2pt_sgt_covers(im->sgt, args->dma_addr, args->len))
-		return -EINVAL;
-
-	if (args->dir == P2PT_DMA_TO_PEER)
-		memcpy(imp->bounce, data, args->len);
-	for (done = 0; done < args->len; done += chunk) {
-		u64 peer = args->dma_addr + done;
+	if (to_peer)
+		memcpy(imp->bounce, data, len);
+	for (done = 0; done < len; done += chunk) {
+		u64 peer = peer_dma + done;
 		u64 bounce = imp->bounce_dma + done;
 
-		chunk = min_t(u64, args->len - done, EDU_DMA_CHUNK);
-		if (args->dir == P2PT_DMA_TO_PEER) {
+		chunk = min_t(u64, len - done, EDU_DMA_CHUNK);
+		if (to_peer) {
 			ret = p2pt_edu_dma(imp, bounce, EDU_BUF_ADDR, chunk, 0);
 			if (!ret)
 				ret = p2pt_edu_dma(imp, EDU_BUF_ADDR, peer, chunk,
@@ -108,10 +101,106 @@ int p2pt_dma_locked(struct p2pt_imported *im, const struct p2pt_dma *args,
 		if (ret)
 			return ret;
 	}
-	if (args->dir == P2PT_DMA_FROM_PEER)
-		memcpy(data, imp->bounce, args->len);
+	if (!to_peer)
+		memcpy(data, imp->bounce, len);
 	return 0;
 }
+
+int p2pt_dma_locked(struct p2pt_imported *im, const struct p2pt_dma *args,
+		    void *data)
+{
+	/* A slow importer told to stop starts nothing new. */
+	if (!im->sgt || im->giveback_pending)
+		return -ENODEV;
+	/* TO_PEER: the device writes to the peer; FROM_PEER: it reads. */
+	if (im->dir != DMA_BIDIRECTIONAL &&
+	    im->dir != (args->dir == P2PT_DMA_TO_PEER ? DMA_FROM_DEVICE :
+							DMA_TO_DEVICE))
+		return -EPERM;
+	if (!p2pt_sgt_covers(im->sgt, args->dma_addr, args->len))
+		return -EINVAL;
+
+	return p2pt_edu_copy(im->imp, args->dma_addr, data, args->len,
+			     args->dir == P2PT_DMA_TO_PEER);
+}
+
+/**
+ * p2pt_engine_get - borrow edu's DMA engine for another test driver
+ * @dev: the edu device, bound to p2p_test_importer
+ *
+ * For p2p_test_rdma, whose MRs use the engine as their "NIC". Holds off
+ * the edu's unbind until p2pt_engine_put(). Lock order: take the engine
+ * before the reservation lock of any dma-buf, as this module's own paths
+ * take the importer before it.
+ *
+ * Return: the engine, or ERR_PTR(-ENODEV) if @dev is not a bound edu.
+ */
+struct p2pt_engine *p2pt_engine_get(struct device *dev)
+{
+	struct p2pt_importer *imp, *found = NULL;
+
+	mutex_lock(&p2pt_lock);
+	list_for_each_entry(imp, &p2pt_importers, node) {
+		if (&imp->pdev->dev == dev) {
+			found = imp;
+			kref_get(&found->kref);
+			break;
+		}
+	}
+	mutex_unlock(&p2pt_lock);
+	if (!found)
+		return ERR_PTR(-ENODEV);
+
+	down_read(&found->rwsem);
+	if (found->gone) {
+		up_read(&found->rwsem);
+		kref_put(&found->kref, p2pt_importer_free);
+		return ERR_PTR(-ENODEV);
+	}
+	return (struct p2pt_engine *)found;
+}
+EXPORT_SYMBOL_GPL(p2pt_engine_get);
+
+/**
+ * p2pt_engine_put - give back an engine from p2pt_engine_get()
+ * @engine: the engine
+ */
+void p2pt_engine_put(struct p2pt_engine *engine)
+{
+	struct p2pt_importer *imp = (struct p2pt_importer *)engine;
+
+	up_read(&imp->rwsem);
+	kref_put(&imp->kref, p2pt_importer_free);
+}
+EXPORT_SYMBOL_GPL(p2pt_engine_put);
+
+/**
+ * p2pt_engine_copy - one copy of a borrowed engine
+ * @engine: from p2pt_engine_get()
+ * @dma_addr: where the engine reads or writes, mapped for its device
+ * @data: @len bytes to write, or room for the bytes read
+ * @len: bytes, at most EDU_BUF_SIZE
+ * @to_peer: write to @dma_addr (else read from it)
+ *
+ * The caller keeps @dma_addr mapped for the whole call (it holds the
+ * dma-buf's reservation lock, which comes before the engine's lock).
+ *
+ * Return: 0; -EINVAL for a bad @len; -ETIMEDOUT or -EBUSY from the engine.
+ */
+int p2pt_engine_copy(struct p2pt_engine *engine, dma_addr_t dma_addr,
+		     void *data, size_t len, bool to_peer)
+{
+	struct p2pt_importer *imp = (struct p2pt_importer *)engine;
+	int ret;
+
+	if (!len || len > EDU_BUF_SIZE)
+		return -EINVAL;
+	mutex_lock(&imp->dma_lock);
+	ret = p2pt_edu_copy(imp, dma_addr, data, len, to_peer);
+	mutex_unlock(&imp->dma_lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(p2pt_engine_copy);
 
 /* Give the mapping, the CPU mapping and the pin back; under the reservation lock. */
 void p2pt_import_drop_locked(struct p2pt_imported *im)
@@ -577,14 +666,17 @@ int p2pt_ioctl_dma(struct p2pt_file *pf, void __user *uarg)
 		ret = PTR_ERR(im);
 		goto out;
 	}
-	mutex_lock(&im->imp->dma_lock);
-	/* Holding the lock keeps the mapping: a revoke waits for the DMA. */
+	/*
+	 * Holding the reservation lock keeps the mapping: a revoke waits for
+	 * the DMA. Lock order: the reservation lock, then the engine.
+	 */
 	ret = dma_resv_lock_interruptible(im->dmabuf->resv, NULL);
 	if (!ret) {
+		mutex_lock(&im->imp->dma_lock);
 		ret = p2pt_dma_locked(im, &args, data);
+		mutex_unlock(&im->imp->dma_lock);
 		dma_resv_unlock(im->dmabuf->resv);
 	}
-	mutex_unlock(&im->imp->dma_lock);
 	p2pt_import_put(im);
 out:
 	return p2pt_xfer_buf_put(data, args.dir, args.user_ptr, args.len, ret);

@@ -33,6 +33,7 @@
 #include <linux/xarray.h>
 
 #include "p2p_dmabuf_test.h"
+#include "p2pt_engine.h"
 
 /* QEMU's edu device (hw/misc/edu.c). */
 #define EDU_VENDOR		0x1234

@@ -9,8 +9,10 @@
  * it gets UVERBS_OBJECT_DMABUF, so the lab runs the generic uverbs export
  * of a driver's BAR for real; the uAPI is in p2pt_rdma.h.
  *
- * It has no verbs (no PD, QP or MR) and a raw-packet port with empty GID
- * and P_Key tables, so the MAD and CM layers leave it alone.
+ * Its only verbs are PDs and dma-buf MRs (p2pt_rdma_mr.c), reached by
+ * edu's DMA engine when dma_engine= names an edu bound to
+ * p2p_test_importer; no QP. Its raw-packet port has empty GID and P_Key
+ * tables, so the MAD and CM layers leave it alone.
  */
 #include <linux/delay.h>
 #include <linux/module.h>
@@ -21,6 +23,7 @@
 #include <rdma/ib_verbs.h>
 
 #include "p2pt_rdma.h"
+#include "p2pt_rdma_mr.h"
 
 enum p2pt_rdma_kind {
 	P2PT_RDMA_DOORBELL,
@@ -38,7 +41,14 @@ static const char * const p2pt_rdma_kind_names[P2PT_RDMA_NR_KINDS] = {
 struct p2pt_rdma_dev {
 	struct ib_device ibdev;
 	struct pci_dev *pdev;
+	struct device *engine;		/* the MRs' DMA device, or NULL */
 };
+
+/* Read at probe: the PCI address of the edu whose engine the MRs use. */
+static char *dma_engine;
+module_param(dma_engine, charp, 0644);
+MODULE_PARM_DESC(dma_engine,
+		 "PCI address of an edu bound to p2p_test_importer: the DMA engine of the MRs, or none (read at probe)");
 
 struct p2pt_rdma_entry {
 	struct rdma_user_mmap_entry rdma_entry;
@@ -275,8 +285,11 @@ static const struct ib_device_ops p2pt_rdma_ops = {
 	.driver_id = RDMA_DRIVER_UNKNOWN,
 	.uverbs_abi_ver = 1,
 
+	.alloc_pd = p2pt_rdma_alloc_pd,
 	.alloc_ucontext = p2pt_rdma_alloc_ucontext,
+	.dealloc_pd = p2pt_rdma_dealloc_pd,
 	.dealloc_ucontext = p2pt_rdma_dealloc_ucontext,
+	.dereg_mr = p2pt_rdma_dereg_mr,
 	.disassociate_ucontext = p2pt_rdma_disassociate_ucontext,
 	.get_link_layer = p2pt_rdma_get_link_layer,
 	.get_port_immutable = p2pt_rdma_get_port_immutable,
@@ -287,7 +300,9 @@ static const struct ib_device_ops p2pt_rdma_ops = {
 	.pgoff_to_mmap_entry = p2pt_rdma_pgoff_to_mmap_entry,
 	.query_device = p2pt_rdma_query_device,
 	.query_port = p2pt_rdma_query_port,
+	.reg_user_mr_dmabuf = p2pt_rdma_reg_user_mr_dmabuf,
 
+	INIT_RDMA_OBJ_SIZE(ib_pd, p2pt_rdma_pd, ibpd),
 	INIT_RDMA_OBJ_SIZE(ib_ucontext, p2pt_rdma_ucontext, ibuc),
 };
 
@@ -311,14 +326,22 @@ static int p2pt_rdma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (!dev)
 		return -ENOMEM;
 	dev->pdev = pdev;
+	kernel_param_lock(THIS_MODULE);
+	if (dma_engine && *dma_engine && !sysfs_streq(dma_engine, "none"))
+		dev->engine = bus_find_device_by_name(&pci_bus_type, NULL,
+						      dma_engine);
+	kernel_param_unlock(THIS_MODULE);
 	dev->ibdev.node_type = RDMA_NODE_UNSPECIFIED;
 	dev->ibdev.phys_port_cnt = 1;
 	dev->ibdev.num_comp_vectors = 1;
 	dev->ibdev.dev.parent = &pdev->dev;
 	ib_set_device_ops(&dev->ibdev, &p2pt_rdma_ops);
 
-	ret = ib_register_device(&dev->ibdev, "p2pt_rdma%d", &pdev->dev);
+	/* The MRs are mapped for the engine, which does their DMA. */
+	ret = ib_register_device(&dev->ibdev, "p2pt_rdma%d",
+				 dev->engine ?: &pdev->dev);
 	if (ret) {
+		put_device(dev->engine);
 		ib_dealloc_device(&dev->ibdev);
 		return ret;
 	}
@@ -335,6 +358,7 @@ static void p2pt_rdma_remove(struct pci_dev *pdev)
 	struct p2pt_rdma_dev *dev = pci_get_drvdata(pdev);
 
 	ib_unregister_device(&dev->ibdev);
+	put_device(dev->engine);
 	ib_dealloc_device(&dev->ibdev);
 }
 

@@ -60,7 +60,7 @@ void p2pt_fence_signal(struct work_struct *work)
 /*
  * F_LATE_WRITE: the transfers still in flight when a slow importer was
  * told to stop, landing right before it gives the buffer back. Under
- * imp->dma_lock and the reservation lock.
+ * the reservation lock and imp->dma_lock.
  */
 static void p2pt_late_write_locked(struct p2pt_imported *im)
 {
@@ -91,16 +91,17 @@ void p2pt_giveback(struct work_struct *work)
 						struct p2pt_imported, giveback);
 	struct dma_resv *resv = im->dmabuf->resv;
 
-	mutex_lock(&im->imp->dma_lock);
 	dma_resv_lock(resv, NULL);
 	if (im->giveback_pending) {
 		im->giveback_pending = false;
-		if (im->flags & P2PT_IMPORT_F_LATE_WRITE)
+		if (im->flags & P2PT_IMPORT_F_LATE_WRITE) {
+			mutex_lock(&im->imp->dma_lock);
 			p2pt_late_write_locked(im);
+			mutex_unlock(&im->imp->dma_lock);
+		}
 		p2pt_import_drop_locked(im);
 	}
 	dma_resv_unlock(resv);
-	mutex_unlock(&im->imp->dma_lock);
 }
 
 /*

@@ -28,7 +28,7 @@ _Static_assert(UVERBS_METHOD_DMABUF_ALLOC == 0, "method id");
 _Static_assert(UVERBS_ATTR_ALLOC_DMABUF_HANDLE == 0, "fd attribute");
 _Static_assert(UVERBS_ATTR_ALLOC_DMABUF_PGOFF == 1, "offset attribute");
 
-#define UVR_MAX_ATTRS 4
+#define UVR_MAX_ATTRS 10
 
 struct uvr_cmd {
 	struct ib_uverbs_ioctl_hdr hdr;
@@ -140,6 +140,77 @@ static inline int uvr_export_dmabuf(int fd, uint64_t offset)
 	uvr_in_u64(&c, UVERBS_ATTR_ALLOC_DMABUF_PGOFF, offset);
 	err = uvr_ioctl(fd, &c);
 	return err ? err : (int)h->data;
+}
+
+/* An object handle (UVERBS_ACCESS_READ/DESTROY): data, length 0. */
+static inline void uvr_in_obj(struct uvr_cmd *c, uint16_t id, uint32_t handle)
+{
+	uvr_attr(c, id)->data = handle;
+}
+
+/* IB_USER_VERBS_CMD_ALLOC_PD through the write() interface; the handle or -errno. */
+static inline int uvr_alloc_pd(int fd)
+{
+	struct {
+		struct ib_uverbs_cmd_hdr hdr;
+		struct ib_uverbs_alloc_pd cmd;
+	} req = {
+		.hdr = { .command = IB_USER_VERBS_CMD_ALLOC_PD,
+			 .in_words = sizeof(req) / 4,
+			 .out_words = sizeof(struct ib_uverbs_alloc_pd_resp) / 4 },
+	};
+	struct ib_uverbs_alloc_pd_resp resp = {};
+
+	req.cmd.response = (uintptr_t)&resp;
+	if (write(fd, &req, sizeof(req)) != sizeof(req))
+		return -errno;
+	return (int)resp.pd_handle;
+}
+
+/* An MR registered on a dma-buf: its handle and keys. */
+struct uvr_mr {
+	uint32_t handle, lkey, rkey;
+};
+
+/*
+ * UVERBS_METHOD_REG_DMABUF_MR, as ibv_reg_dmabuf_mr() sends it: bytes
+ * [@offset, @offset + @length) of dma-buf @dmabuf at @iova in PD @pd.
+ * 0 or -errno.
+ */
+static inline int uvr_reg_dmabuf_mr(int fd, uint32_t pd, uint64_t offset, uint64_t length,
+				    uint64_t iova, int dmabuf, uint32_t access,
+				    struct uvr_mr *mr)
+{
+	struct ib_uverbs_attr *h, *a;
+	struct uvr_cmd c;
+	int err;
+
+	uvr_init(&c, UVERBS_OBJECT_MR, UVERBS_METHOD_REG_DMABUF_MR);
+	h = uvr_attr(&c, UVERBS_ATTR_REG_DMABUF_MR_HANDLE);
+	uvr_in_obj(&c, UVERBS_ATTR_REG_DMABUF_MR_PD_HANDLE, pd);
+	uvr_in_u64(&c, UVERBS_ATTR_REG_DMABUF_MR_OFFSET, offset);
+	uvr_in_u64(&c, UVERBS_ATTR_REG_DMABUF_MR_LENGTH, length);
+	uvr_in_u64(&c, UVERBS_ATTR_REG_DMABUF_MR_IOVA, iova);
+	a = uvr_attr(&c, UVERBS_ATTR_REG_DMABUF_MR_FD);	/* a u32, inline */
+	a->len = sizeof(uint32_t);
+	a->data = (uint32_t)dmabuf;
+	uvr_in_u64(&c, UVERBS_ATTR_REG_DMABUF_MR_ACCESS_FLAGS, access);
+	uvr_out_ptr(&c, UVERBS_ATTR_REG_DMABUF_MR_RESP_LKEY, &mr->lkey, sizeof(mr->lkey));
+	uvr_out_ptr(&c, UVERBS_ATTR_REG_DMABUF_MR_RESP_RKEY, &mr->rkey, sizeof(mr->rkey));
+	err = uvr_ioctl(fd, &c);
+	if (!err)
+		mr->handle = (uint32_t)h->data;
+	return err;
+}
+
+/* UVERBS_METHOD_MR_DESTROY; 0 or -errno. */
+static inline int uvr_dereg_mr(int fd, uint32_t handle)
+{
+	struct uvr_cmd c;
+
+	uvr_init(&c, UVERBS_OBJECT_MR, UVERBS_METHOD_MR_DESTROY);
+	uvr_in_obj(&c, UVERBS_ATTR_DESTROY_MR_HANDLE, handle);
+	return uvr_ioctl(fd, &c);
 }
 
 #endif /* P2P_UVERBS_RAW_H */
