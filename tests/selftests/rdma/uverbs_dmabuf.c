@@ -392,6 +392,23 @@ TEST_F(udb, cpu_mapping_has_the_drivers_memory_type)
 
 enum trigger { REMOVE_ENTRY, CLOSE_UCONTEXT, PROCESS_EXIT, UNBIND };
 
+/* Revoke the memory's dma-bufs through @trigger (not PROCESS_EXIT); 0 or -errno. */
+static int fire(struct udb_lab *l, enum trigger trigger)
+{
+	switch (trigger) {
+	case REMOVE_ENTRY:
+		return lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory");
+	case CLOSE_UCONTEXT:
+		close(l->uv);
+		l->uv = -1;
+		return 0;
+	case UNBIND:
+		return lab_pci_bind(l->rdma, "");
+	default:
+		return -EINVAL;
+	}
+}
+
 /*
  * rxe imports the memory (a dma-buf MR; rxe maps the physical range of its
  * attachment, write-combining): an RDMA WRITE lands in the "NIC's" BAR.
@@ -428,20 +445,7 @@ static void rxe_revoked_by(struct __test_metadata *_metadata, struct udb_lab *l,
 	EXPECT_EQ(0, memcmp(src, back, PAGE)) TH_LOG("the WRITE did not land");
 	host2_expect(_metadata, l, P2PT_RDMA_MEM_OFF, 3 * PAGE, 0x5a, "guard before");
 
-	switch (trigger) {
-	case REMOVE_ENTRY:
-		ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
-		break;
-	case CLOSE_UCONTEXT:
-		close(l->uv);
-		l->uv = -1;
-		break;
-	case UNBIND:
-		ASSERT_EQ(0, lab_pci_bind(l->rdma, ""));
-		break;
-	default:
-		ASSERT_TRUE(false) TH_LOG("trigger %d", trigger);
-	}
+	ASSERT_EQ(0, fire(l, trigger)) TH_LOG("trigger %d", trigger);
 	ASSERT_EQ(0, lab_pci_decode_on(l->rdma));
 	host2_fill(_metadata, l, P2PT_RDMA_MEM_OFF, P2PT_RDMA_MEM_PAGES * PAGE, 0xa5);
 	EXPECT_EQ(IBV_WC_REM_ACCESS_ERR, rc_post(&rc, IBV_WR_RDMA_WRITE, plain, src,
@@ -590,20 +594,7 @@ static void revoke_by(struct __test_metadata *_metadata, struct udb_lab *l,
 		EXPECT_TRUE(st.flags & P2PT_STATUS_MAPPED);
 
 		t = now();
-		switch (trigger) {
-		case REMOVE_ENTRY:
-			ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
-			break;
-		case CLOSE_UCONTEXT:
-			close(l->uv);
-			l->uv = -1;
-			break;
-		case UNBIND:
-			ASSERT_EQ(0, lab_pci_bind(l->rdma, ""));
-			break;
-		default:
-			break;
-		}
+		ASSERT_EQ(0, fire(l, trigger)) TH_LOG("trigger %d", trigger);
 		t = now() - t;
 	}
 	if (slow)
