@@ -13,12 +13,11 @@
  *    under the reservation lock of the registration): a revoke is final,
  *    accesses fail with EACCES.
  *
- * Each against the vfio-pci exporter (ivshmem BAR 2, revoked by memory
- * decode off and a reset, restored after) and the uverbs exporter (the
- * driver's own "device memory", exported from a second ucontext and
- * revoked for good when that is closed), with the bytes checked in the
- * host files behind the BARs, and a bounded race of DMA loops against
- * revokes.
+ * Each against the vfio-pci exporter (ivshmem BAR 2) and the uverbs
+ * exporter (the driver's own "device memory", exported from a second
+ * ucontext), with the bytes checked in the host files behind the BARs:
+ * every revoke trigger of the two exporters (the trigger fixture), and a
+ * bounded race of DMA loops against revokes.
  */
 #include <pthread.h>
 #include "kselftest_harness.h"
@@ -85,12 +84,13 @@ static void rdma_setup(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self
 	ASSERT_LE(0, self->pd) TH_LOG("PD: %s", strerror(-self->pd));
 }
 
-FIXTURE_SETUP(mr)
+static void mr_open(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
+		     enum exporter exporter, bool pinned)
 {
 	const char *engine;
 
 	self->uv = self->uv2 = self->host = self->dmabuf = self->pd = -1;
-	if (variant->exporter == EXP_VFIO) {
+	if (exporter == EXP_VFIO) {
 		ASSERT_EQ(0, vdb_lab_setup(&self->l, false));
 		self->vfio = true;
 		if (!self->l.dma)
@@ -100,7 +100,7 @@ FIXTURE_SETUP(mr)
 		self->host_off = VFIO_OFF;
 		self->dmabuf = vdb_export1(self->l.v.device, IVSHMEM_BAR, VFIO_OFF, MR_LEN);
 		ASSERT_LE(0, self->dmabuf) TH_LOG("export: %s", strerror(-self->dmabuf));
-		rdma_setup(_metadata, self, engine, variant->pinned);
+		rdma_setup(_metadata, self, engine, pinned);
 	} else {
 		const char *path = getenv("LAB_IVSHMEM2");
 
@@ -115,7 +115,7 @@ FIXTURE_SETUP(mr)
 		struct p2pt_rdma_ucontext_resp resp2;
 		int err;
 
-		rdma_setup(_metadata, self, self->l.lab.edu2, variant->pinned);
+		rdma_setup(_metadata, self, self->l.lab.edu2, pinned);
 		self->uv2 = uvr_open(P2PT_RDMA_IBDEV);
 		ASSERT_LE(0, self->uv2);
 		err = uvr_get_context(self->uv2, &resp2, sizeof(resp2));
@@ -128,7 +128,7 @@ FIXTURE_SETUP(mr)
 	self->registered = true;
 }
 
-FIXTURE_TEARDOWN(mr)
+static void mr_close(FIXTURE_DATA(mr) *self)
 {
 	if (self->registered)
 		uvr_dereg_mr(self->uv, self->mr.handle);
@@ -149,6 +149,16 @@ FIXTURE_TEARDOWN(mr)
 		p2pt_lab_restore(&self->l.lab);
 }
 
+FIXTURE_SETUP(mr)
+{
+	mr_open(_metadata, self, variant->exporter, variant->pinned);
+}
+
+FIXTURE_TEARDOWN(mr)
+{
+	mr_close(self);
+}
+
 /* The "NIC" writes @len bytes of @byte at @off of the MR ('w'), or reads and checks them. */
 static int mr_dma(FIXTURE_DATA(mr) *self, char op, uint64_t off, uint64_t len, uint8_t byte)
 {
@@ -157,27 +167,6 @@ static int mr_dma(FIXTURE_DATA(mr) *self, char op, uint64_t off, uint64_t len, u
 	snprintf(cmd, sizeof(cmd), "%u %llu %llu %c %x", self->mr.lkey,
 		 (unsigned long long)off, (unsigned long long)len, op, byte);
 	return lab_sysfs_write(PARAM("mr_dma"), cmd);
-}
-
-/* The MR's counts from the driver: invalidations, faults, revoked. */
-static void mr_counts(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
-		      unsigned int *inval, unsigned int *faults, int *revoked)
-{
-	char buf[4096], kind[16], *line;
-	unsigned int key;
-	FILE *f;
-
-	f = fopen(PARAM("mrs"), "re");
-	ASSERT_NE(NULL, f);
-	ASSERT_LT(0, (int)fread(buf, 1, sizeof(buf) - 1, f));
-	fclose(f);
-	buf[sizeof(buf) - 1] = '\0';
-	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		if (sscanf(line, "%u %15s %u %u %d", &key, kind, inval, faults, revoked) == 5 &&
-		    key == self->mr.lkey)
-			return;
-	}
-	ASSERT_TRUE(false) TH_LOG("MR %u not listed", self->mr.lkey);
 }
 
 static void host_fill(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
@@ -203,6 +192,97 @@ static void host_expect(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *sel
 				 (unsigned long long)(off + i), i < len ? buf[i] : 0, byte);
 }
 
+enum trigger {
+	T_MEMORY_OFF,		/* vfio-pci: PCI_COMMAND memory decode cleared */
+	T_LOW_POWER,		/* vfio-pci: LOW_POWER_ENTRY */
+	T_RESET,		/* vfio-pci: VFIO_DEVICE_RESET */
+	T_CLOSE,		/* vfio-pci: the device fd closed */
+	T_IMPORTER_UNBIND,	/* p2p_test_rdma unbound: its MRs destroyed */
+	T_UCONTEXT_CLOSE,	/* uverbs: the exporting ucontext closed */
+	T_ENTRY_REMOVAL,	/* uverbs: the driver removes the memory entry */
+	T_UNBIND,		/* uverbs: exporter (and importer) unbound */
+};
+
+/* Pull @t; the ones that can be undone are undone by give_back(). */
+static void pull(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *m, enum trigger t)
+{
+	switch (t) {
+	case T_MEMORY_OFF:
+		ASSERT_EQ(0, vdb_memory(&m->l.v, false));
+		break;
+	case T_LOW_POWER:
+		ASSERT_EQ(0, vdb_low_power(&m->l.v, true));
+		break;
+	case T_RESET:
+		ASSERT_EQ(0, vdb_device_reset(&m->l.v));
+		break;
+	case T_CLOSE:
+		close(m->l.v.device);
+		m->l.v.device = -1;
+		break;
+	case T_IMPORTER_UNBIND:
+	case T_UNBIND:
+		ASSERT_EQ(0, lab_pci_bind(m->rdma, ""));
+		m->registered = false;
+		break;
+	case T_UCONTEXT_CLOSE:
+		close(m->uv2);
+		m->uv2 = -1;
+		break;
+	case T_ENTRY_REMOVAL:
+		ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+		break;
+	}
+}
+
+static void give_back(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *m, enum trigger t)
+{
+	if (t == T_MEMORY_OFF)
+		ASSERT_EQ(0, vdb_memory(&m->l.v, true));
+	if (t == T_LOW_POWER)
+		ASSERT_EQ(0, vdb_low_power(&m->l.v, false));
+}
+
+/*
+ * The trigger the other tests pull: memory decode off (vfio-pci, given
+ * back by memory on) or the exporting ucontext's close (uverbs, for good;
+ * not remove_entry, a module parameter, whose lock mr_dma takes too).
+ */
+static enum trigger take_away(FIXTURE_DATA(mr) *self)
+{
+	return self->vfio ? T_MEMORY_OFF : T_UCONTEXT_CLOSE;
+}
+
+/* Is the MR in the driver's list (and if so, its counts)? */
+static bool mr_listed(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
+		      unsigned int *inval, unsigned int *faults, int *revoked)
+{
+	char buf[4096], kind[16], *line;
+	unsigned int key;
+	FILE *f;
+	int n;
+
+	f = fopen(PARAM("mrs"), "re");
+	ASSERT_NE(NULL, f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n > 0 ? n : 0] = '\0';
+	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		if (sscanf(line, "%u %15s %u %u %d", &key, kind, inval, faults, revoked) == 5 &&
+		    key == self->mr.lkey)
+			return true;
+	}
+	return false;
+}
+
+/* The MR's counts from the driver: invalidations, faults, revoked. */
+static void mr_counts(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
+		      unsigned int *inval, unsigned int *faults, int *revoked)
+{
+	ASSERT_TRUE(mr_listed(_metadata, self, inval, faults, revoked))
+		TH_LOG("MR %u not listed", self->mr.lkey);
+}
+
 /* The engine writes through the MR and reads back what the host put there. */
 TEST_F(mr, dma_lands_and_reads_back)
 {
@@ -224,77 +304,111 @@ TEST_F(mr, dma_lands_and_reads_back)
 	EXPECT_EQ(0, revoked);
 }
 
-/* Take the memory away the exporter's way; true if it can come back. */
-static bool take_away(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self)
+/* --- every revoke trigger --------------------------------------------- */
+
+/*
+ * What a trigger does to the MR: revokes until the exporter restores it
+ * (dynamic MRs fault back in, pinned ones stay revoked), revokes and
+ * restores in one step (a reset), revokes for good, or takes the
+ * importing device, and with it the MR, away.
+ */
+enum after { RESTORED_LATER, RESTORED_AT_ONCE, FINAL, MR_GONE };
+
+FIXTURE(trigger) {
+	FIXTURE_DATA(mr) m;
+};
+
+FIXTURE_VARIANT(trigger) {
+	enum exporter exporter;
+	bool pinned;
+	enum trigger trigger;
+	enum after after;
+};
+
+#define TRIGGER(name, exp, trig, aft) \
+	FIXTURE_VARIANT_ADD(trigger, name##_dynamic) { \
+		.exporter = exp, .trigger = trig, .after = aft }; \
+	FIXTURE_VARIANT_ADD(trigger, name##_pinned) { \
+		.exporter = exp, .pinned = true, .trigger = trig, .after = aft }
+
+TRIGGER(vfio_memory_off, EXP_VFIO, T_MEMORY_OFF, RESTORED_LATER);
+TRIGGER(vfio_low_power, EXP_VFIO, T_LOW_POWER, RESTORED_LATER);
+TRIGGER(vfio_reset, EXP_VFIO, T_RESET, RESTORED_AT_ONCE);
+TRIGGER(vfio_close, EXP_VFIO, T_CLOSE, FINAL);
+TRIGGER(vfio_importer_unbind, EXP_VFIO, T_IMPORTER_UNBIND, MR_GONE);
+TRIGGER(uverbs_ucontext_close, EXP_UVERBS, T_UCONTEXT_CLOSE, FINAL);
+TRIGGER(uverbs_entry_removal, EXP_UVERBS, T_ENTRY_REMOVAL, FINAL);
+TRIGGER(uverbs_unbind, EXP_UVERBS, T_UNBIND, MR_GONE);
+
+FIXTURE_SETUP(trigger)
 {
-	if (self->vfio) {
-		EXPECT_EQ(0, vdb_memory(&self->l.v, false));
-		return true;
-	}
-	/* The exporting ucontext goes (not a module parameter: no lock shared with mr_dma). */
-	close(self->uv2);
-	self->uv2 = -1;
-	return false;
+	mr_open(_metadata, &self->m, variant->exporter, variant->pinned);
+}
+
+FIXTURE_TEARDOWN(trigger)
+{
+	mr_close(&self->m);
 }
 
 /*
- * Revoked: the dynamic MR was zapped once and its next access faults, which
- * the revoked exporter refuses (ENODEV); the pinned MR was revoked once
- * and refuses (EACCES). Nothing reaches the memory, which decodes again
- * behind its driver's back. Given back (vfio-pci): the dynamic MR faults
- * and works again, the pinned one stays revoked.
+ * Each way an exporter can revoke, for each kind of MR, the memory
+ * decoding again behind its driver's back where it can (not in low
+ * power: a config access would wake the device up) so that a write
+ * which got through would land:
+ *  - the dynamic MR is zapped once; its next access faults and is
+ *    refused (ENODEV) while revoked, maps again and works once restored;
+ *  - the pinned MR is revoked once, for good: EACCES, restored or not;
+ *  - unbinding the importing driver destroys its MRs (ENOENT), and the
+ *    exporter goes on without it: nothing to wait for.
+ * Nothing reaches the memory while revoked.
  */
-TEST_F(mr, revoke_then_access)
+TEST_F(trigger, revoke_then_access)
 {
+	FIXTURE_DATA(mr) *m = &self->m;
 	int want = variant->pinned ? -EACCES : -ENODEV;
-	unsigned int inval, faults;
-	bool back;
-	int revoked;
+	unsigned int inval = 0, faults = 0;
+	int revoked = 0;
+	bool listed;
 
-	EXPECT_EQ(0, mr_dma(self, 'w', 0, PAGE, 0x01));
-	back = take_away(_metadata, self);
-	mr_counts(_metadata, self, &inval, &faults, &revoked);
-	EXPECT_EQ(1, inval) TH_LOG("told of the revoke");
-	EXPECT_EQ(variant->pinned, revoked);
-
-	ASSERT_EQ(0, lab_pci_decode_on(self->vfio ? self->l.lab.ivshmem : self->rdma));
-	host_fill(_metadata, self, 0, MR_LEN, 0xa5);
-	EXPECT_EQ(want, mr_dma(self, 'w', 0, MR_LEN, 0x5a));
-	EXPECT_EQ(want, mr_dma(self, 'r', PAGE, PAGE, 0xa5));
-	host_expect(_metadata, self, 0, MR_LEN, 0xa5, "after the revoke");
-
-	if (back) {
-		ASSERT_EQ(0, vdb_memory(&self->l.v, true));
-		if (variant->pinned) {
-			EXPECT_EQ(-EACCES, mr_dma(self, 'w', 0, PAGE, 0x5a)) TH_LOG("final");
-			host_expect(_metadata, self, 0, MR_LEN, 0xa5, "after the restore");
-		} else {
-			EXPECT_EQ(0, mr_dma(self, 'w', 0, PAGE, 0x5a));
-			host_expect(_metadata, self, 0, PAGE, 0x5a, "after the fault");
-			mr_counts(_metadata, self, &inval, &faults, &revoked);
-			EXPECT_EQ(1, faults) TH_LOG("mapped again on the first access");
-		}
-	}
-	EXPECT_EQ(0, uvr_dereg_mr(self->uv, self->mr.handle));
-	self->registered = false;
-}
-
-/* A reset (vfio-pci) zaps the dynamic MR, which faults back; revokes the pinned one. */
-TEST_F(mr, reset_then_access)
-{
-	unsigned int inval, faults;
-	int revoked;
-
-	if (!self->vfio)
-		SKIP(return, "a vfio-pci trigger");
-	if (!vdb_reset_works(&self->l.v))
+	if (variant->trigger == T_RESET && !vdb_reset_works(&m->l.v))
 		SKIP(return, "VFIO cannot reset ivshmem here");
-	ASSERT_EQ(0, vdb_device_reset(&self->l.v));
-	mr_counts(_metadata, self, &inval, &faults, &revoked);
+	EXPECT_EQ(0, mr_dma(m, 'w', 0, PAGE, 0x01));
+	pull(_metadata, m, variant->trigger);
+	listed = mr_listed(_metadata, m, &inval, &faults, &revoked);
+	if (variant->after == MR_GONE) {
+		EXPECT_FALSE(listed) TH_LOG("the MR outlived its device");
+		want = -ENOENT;
+		/* Detached: a revoke has no importer left to wait for. */
+		if (m->vfio) {
+			pull(_metadata, m, T_MEMORY_OFF);
+			give_back(_metadata, m, T_MEMORY_OFF);
+		}
+	} else {
+		ASSERT_TRUE(listed);
+		EXPECT_EQ(1, inval) TH_LOG("told of the revoke once");
+		EXPECT_EQ(variant->pinned, revoked);
+		EXPECT_EQ(0, faults);
+	}
+	if (variant->after == RESTORED_AT_ONCE)
+		want = variant->pinned ? -EACCES : 0;
+
+	if (variant->trigger != T_LOW_POWER)
+		ASSERT_EQ(0, lab_pci_decode_on(m->vfio ? m->l.lab.ivshmem : m->rdma));
+	host_fill(_metadata, m, 0, MR_LEN, 0xa5);
+	EXPECT_EQ(want, mr_dma(m, 'w', 0, MR_LEN, 0x5a));
+	EXPECT_EQ(want ? want : -EILSEQ, mr_dma(m, 'r', PAGE, PAGE, 0xa5))
+		TH_LOG("the read sees the write (or nothing)");
+	host_expect(_metadata, m, 0, MR_LEN, want ? 0xa5 : 0x5a, "after the trigger");
+	if (variant->after != RESTORED_LATER)
+		return;
+
+	give_back(_metadata, m, variant->trigger);
+	host_fill(_metadata, m, 0, PAGE, 0xa5);
+	EXPECT_EQ(variant->pinned ? -EACCES : 0, mr_dma(m, 'w', 0, PAGE, 0x5a));
+	host_expect(_metadata, m, 0, PAGE, variant->pinned ? 0xa5 : 0x5a, "after the restore");
+	ASSERT_TRUE(mr_listed(_metadata, m, &inval, &faults, &revoked));
+	EXPECT_EQ(!variant->pinned, faults) TH_LOG("mapped again on the first access");
 	EXPECT_EQ(1, inval);
-	host_fill(_metadata, self, 0, PAGE, 0);
-	EXPECT_EQ(variant->pinned ? -EACCES : 0, mr_dma(self, 'w', 0, PAGE, 0x6b));
-	host_expect(_metadata, self, 0, PAGE, variant->pinned ? 0 : 0x6b, "after the reset");
 }
 
 struct dma_loop {
@@ -344,10 +458,9 @@ TEST_F_TIMEOUT(mr, dma_races_revokes, 300)
 		usleep(1000);
 	for (i = 0; i < rounds; i++) {
 		usleep(1000 * (20 + rand() % 80));
-		take_away(_metadata, self);
+		pull(_metadata, self, take_away(self));
 		usleep(1000 * (rand() % 50));
-		if (self->vfio)
-			EXPECT_EQ(0, vdb_memory(&self->l.v, true));
+		give_back(_metadata, self, take_away(self));
 	}
 	usleep(100 * 1000);
 	d.stop = true;
@@ -381,11 +494,10 @@ TEST_F(mr, registration_errors)
 					     self->dmabuf, MR_ACCESS, &m)) TH_LOG("beyond the dma-buf");
 	EXPECT_EQ(-EBADF, uvr_reg_dmabuf_mr(self->uv, self->pd, 0, MR_LEN, MR_IOVA, 9999,
 					    MR_ACCESS, &m));
-	take_away(_metadata, self);
+	pull(_metadata, self, take_away(self));
 	EXPECT_EQ(-ENODEV, uvr_reg_dmabuf_mr(self->uv, self->pd, 0, MR_LEN, MR_IOVA,
 					     self->dmabuf, MR_ACCESS, &m)) TH_LOG("revoked");
-	if (self->vfio)
-		ASSERT_EQ(0, vdb_memory(&self->l.v, true));
+	give_back(_metadata, self, take_away(self));
 }
 
 TEST_HARNESS_MAIN
