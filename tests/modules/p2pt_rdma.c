@@ -11,7 +11,8 @@
  *
  * Its only verbs are PDs and dma-buf MRs (p2pt_rdma_mr.c), reached by
  * edu's DMA engine when dma_engine= names an edu bound to
- * p2p_test_importer; no QP. Its raw-packet port has empty GID and P_Key
+ * p2p_test_importer: the ib_device's DMA device, or with data_direct=Y
+ * a second DMA device beside it, as mlx5's data-direct function; no QP. Its raw-packet port has empty GID and P_Key
  * tables, so the MAD and CM layers leave it alone.
  */
 #include <linux/delay.h>
@@ -42,6 +43,7 @@ struct p2pt_rdma_dev {
 	struct ib_device ibdev;
 	struct pci_dev *pdev;
 	struct device *engine;		/* the MRs' DMA device, or NULL */
+	bool data_direct;		/* @engine is not the ib_device's */
 };
 
 /* Read at probe: the PCI address of the edu whose engine the MRs use. */
@@ -49,6 +51,16 @@ static char *dma_engine;
 module_param(dma_engine, charp, 0644);
 MODULE_PARM_DESC(dma_engine,
 		 "PCI address of an edu bound to p2p_test_importer: the DMA engine of the MRs, or none (read at probe)");
+
+/*
+ * Read at probe: the engine is a data-direct device (mlx5's name for a
+ * second PCI function that does the DMA of some MRs) and not the
+ * ib_device's DMA device, which stays the ivshmem itself.
+ */
+static bool data_direct;
+module_param(data_direct, bool, 0644);
+MODULE_PARM_DESC(data_direct,
+		 "the engine is a data-direct device beside the ib_device's DMA device: MRs are pinned and mapped for it (read at probe)");
 
 struct p2pt_rdma_entry {
 	struct rdma_user_mmap_entry rdma_entry;
@@ -71,6 +83,20 @@ static LIST_HEAD(p2pt_rdma_ucontexts);
 static struct p2pt_rdma_dev *to_p2pt_dev(struct ib_device *ibdev)
 {
 	return container_of(ibdev, struct p2pt_rdma_dev, ibdev);
+}
+
+/**
+ * p2pt_rdma_data_direct - the data-direct DMA device of an ib_device
+ * @ibdev: a p2p_test_rdma device
+ *
+ * Return: the engine when it is a data-direct device (data_direct=Y at
+ * probe), else NULL.
+ */
+struct device *p2pt_rdma_data_direct(struct ib_device *ibdev)
+{
+	struct p2pt_rdma_dev *dev = to_p2pt_dev(ibdev);
+
+	return dev->data_direct ? dev->engine : NULL;
 }
 
 static struct p2pt_rdma_entry *to_p2pt_entry(struct rdma_user_mmap_entry *e)
@@ -330,6 +356,7 @@ static int p2pt_rdma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (dma_engine && *dma_engine && !sysfs_streq(dma_engine, "none"))
 		dev->engine = bus_find_device_by_name(&pci_bus_type, NULL,
 						      dma_engine);
+	dev->data_direct = dev->engine && data_direct;
 	kernel_param_unlock(THIS_MODULE);
 	dev->ibdev.node_type = RDMA_NODE_UNSPECIFIED;
 	dev->ibdev.phys_port_cnt = 1;
@@ -339,7 +366,8 @@ static int p2pt_rdma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	/* The MRs are mapped for the engine, which does their DMA. */
 	ret = ib_register_device(&dev->ibdev, "p2pt_rdma%d",
-				 dev->engine ?: &pdev->dev);
+				 dev->engine && !dev->data_direct ?
+				 dev->engine : &pdev->dev);
 	if (ret) {
 		put_device(dev->engine);
 		ib_dealloc_device(&dev->ibdev);

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * p2p_test_rdma's MRs over dma-bufs, with edu's DMA engine as the NIC that
- * reaches them (p2pt_engine_get() and _copy(); the ib_device's DMA device
- * is that edu, see the dma_engine parameter). They follow the two protocols an RDMA
- * driver has as a dma-buf importer, the ones mlx5 follows, so that the lab
- * runs the shared core paths mlx5 uses:
+ * reaches them (p2pt_engine_get() and _copy(); the engine is the edu the
+ * dma_engine parameter names). They follow the two protocols an RDMA
+ * driver has as a dma-buf importer, the ones mlx5 follows, so that the
+ * lab runs the shared core paths mlx5 uses:
  *
  *  - dynamic, on-demand-paging style (ib_umem_dmabuf_get()): move_notify
  *    zaps the MR's translation and unmaps; the next access "faults" and
@@ -12,15 +12,18 @@
  *    error once it has revoked the buffer;
  *  - pinned and revocable, data-direct style
  *    (ib_umem_dmabuf_get_pinned_revocable_dma_device_and_lock()): mapped
- *    once; the umem comes back with the reservation lock held, the MR is
- *    made and its revoke callback set, with the MR, before the lock is
- *    dropped; a revoke is final.
+ *    once, for the ib_device's DMA device or, with a data-direct engine
+ *    (p2pt_rdma.c's data_direct=), for that engine, which is another
+ *    device; the umem comes back with the reservation lock held, the MR
+ *    is made and its revoke callback set, with the MR, before the lock
+ *    is dropped; a revoke is final.
  *
- * mr_mode= chooses the kind of the next registrations. An access is asked
- * for through mr_dma= and runs under the dma-buf's reservation lock, as
- * the hardware's would be fenced by the invalidation: a move_notify or a
- * revoke waits for it, and none starts on a zapped or revoked MR. mrs
- * lists the MRs with their counts.
+ * mr_mode= chooses the kind of the next registrations (pinned always
+ * with a data-direct engine, as mlx5's data-direct MRs are). An access
+ * is asked for through mr_dma= and runs under the dma-buf's reservation
+ * lock, as the hardware's would be fenced by the invalidation: a
+ * move_notify or a revoke waits for it, and none starts on a zapped or
+ * revoked MR. mrs lists the MRs with their counts.
  */
 #include <linux/dma-buf.h>
 #include <linux/dma-resv.h>
@@ -140,12 +143,13 @@ static int p2pt_rdma_mr_get_dynamic(struct ib_pd *pd, struct p2pt_rdma_mr *mr,
 }
 
 static int p2pt_rdma_mr_get_pinned(struct ib_pd *pd, struct p2pt_rdma_mr *mr,
-				   u64 offset, u64 length, int fd, int access)
+				   struct device *dma_device, u64 offset,
+				   u64 length, int fd, int access)
 {
 	struct ib_umem_dmabuf *umem;
 
 	umem = ib_umem_dmabuf_get_pinned_revocable_dma_device_and_lock(pd->device,
-								       pd->device->dma_device,
+								       dma_device,
 								       offset, length,
 								       fd, access);
 	if (IS_ERR(umem))
@@ -182,23 +186,26 @@ struct ib_mr *p2pt_rdma_reg_user_mr_dmabuf(struct ib_pd *pd, u64 offset,
 					   int access,
 					   struct uverbs_attr_bundle *attrs)
 {
+	struct device *data_direct = p2pt_rdma_data_direct(pd->device);
 	struct p2pt_rdma_mr *mr;
 	u32 key;
 	int ret;
 
 	/* Only with an engine to reach the memory (dma_engine=). */
-	if (pd->device->dma_device == pd->device->dev.parent)
+	if (!data_direct && pd->device->dma_device == pd->device->dev.parent)
 		return ERR_PTR(-EOPNOTSUPP);
 
 	mr = kzalloc(sizeof(*mr), GFP_KERNEL);
 	if (!mr)
 		return ERR_PTR(-ENOMEM);
-	mr->dynamic = !READ_ONCE(p2pt_rdma_mr_pinned);
+	mr->dynamic = !data_direct && !READ_ONCE(p2pt_rdma_mr_pinned);
 	mr->ibmr.iova = virt_addr;
 	mr->ibmr.length = length;
 	ret = mr->dynamic ?
 	      p2pt_rdma_mr_get_dynamic(pd, mr, offset, length, fd, access) :
-	      p2pt_rdma_mr_get_pinned(pd, mr, offset, length, fd, access);
+	      p2pt_rdma_mr_get_pinned(pd, mr,
+				      data_direct ?: pd->device->dma_device,
+				      offset, length, fd, access);
 	if (ret)
 		goto err_free;
 

@@ -11,7 +11,9 @@
  *  - pinned and revocable, data-direct style, registered with the protocol
  *    mlx5 follows (the MR made and its revoke callback set, with the MR,
  *    under the reservation lock of the registration): a revoke is final,
- *    accesses fail with EACCES.
+ *    accesses fail with EACCES; mapped for the ib_device's DMA device, or
+ *    (data_direct variants) for an engine that is another device, as
+ *    mlx5's data-direct MRs are.
  *
  * Each against the vfio-pci exporter (ivshmem BAR 2) and the uverbs
  * exporter (the driver's own "device memory", exported from a second
@@ -54,19 +56,25 @@ FIXTURE(mr) {
 FIXTURE_VARIANT(mr) {
 	enum exporter exporter;
 	bool pinned;
+	bool data_direct;	/* pinned, mapped for an engine that is not the ib DMA device */
 };
 
 FIXTURE_VARIANT_ADD(mr, vfio_dynamic) { .exporter = EXP_VFIO };
 FIXTURE_VARIANT_ADD(mr, vfio_pinned) { .exporter = EXP_VFIO, .pinned = true };
 FIXTURE_VARIANT_ADD(mr, uverbs_dynamic) { .exporter = EXP_UVERBS };
 FIXTURE_VARIANT_ADD(mr, uverbs_pinned) { .exporter = EXP_UVERBS, .pinned = true };
+FIXTURE_VARIANT_ADD(mr, vfio_data_direct) {
+	.exporter = EXP_VFIO, .pinned = true, .data_direct = true };
+FIXTURE_VARIANT_ADD(mr, uverbs_data_direct) {
+	.exporter = EXP_UVERBS, .pinned = true, .data_direct = true };
 
 /*
- * Bind ivshmem2 to p2p_test_rdma afresh with @engine as its DMA engine, and
- * open its uverbs file with a ucontext and a PD.
+ * Bind ivshmem2 to p2p_test_rdma afresh with @engine as its DMA engine
+ * (the ib_device's, or a data-direct one beside it), and open its uverbs
+ * file with a ucontext and a PD.
  */
 static void rdma_setup(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
-		       const char *engine, bool pinned)
+		       const char *engine, bool pinned, bool data_direct)
 {
 	int err;
 
@@ -74,6 +82,7 @@ static void rdma_setup(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self
 	ASSERT_NE(0, self->rdma[0]) TH_LOG("no ivshmem2 in this lab");
 	ASSERT_EQ(0, lab_sysfs_write(PARAM("dma_engine"), engine));
 	ASSERT_EQ(0, lab_sysfs_write(PARAM("mr_mode"), pinned ? "pinned" : "dynamic"));
+	ASSERT_EQ(0, lab_sysfs_write(PARAM("data_direct"), data_direct ? "Y" : "N"));
 	ASSERT_EQ(0, lab_pci_bind(self->rdma, ""));
 	ASSERT_EQ(0, lab_pci_bind(self->rdma, P2PT_RDMA_DRIVER));
 	self->uv = uvr_open(P2PT_RDMA_IBDEV);
@@ -85,7 +94,7 @@ static void rdma_setup(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self
 }
 
 static void mr_open(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
-		     enum exporter exporter, bool pinned)
+		    enum exporter exporter, bool pinned, bool data_direct)
 {
 	const char *engine;
 
@@ -100,7 +109,7 @@ static void mr_open(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
 		self->host_off = VFIO_OFF;
 		self->dmabuf = vdb_export1(self->l.v.device, IVSHMEM_BAR, VFIO_OFF, MR_LEN);
 		ASSERT_LE(0, self->dmabuf) TH_LOG("export: %s", strerror(-self->dmabuf));
-		rdma_setup(_metadata, self, engine, pinned);
+		rdma_setup(_metadata, self, engine, pinned, data_direct);
 	} else {
 		const char *path = getenv("LAB_IVSHMEM2");
 
@@ -115,7 +124,7 @@ static void mr_open(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
 		struct p2pt_rdma_ucontext_resp resp2;
 		int err;
 
-		rdma_setup(_metadata, self, self->l.lab.edu2, pinned);
+		rdma_setup(_metadata, self, self->l.lab.edu2, pinned, data_direct);
 		self->uv2 = uvr_open(P2PT_RDMA_IBDEV);
 		ASSERT_LE(0, self->uv2);
 		err = uvr_get_context(self->uv2, &resp2, sizeof(resp2));
@@ -141,6 +150,7 @@ static void mr_close(FIXTURE_DATA(mr) *self)
 	if (!self->vfio && self->host >= 0)
 		close(self->host);
 	lab_sysfs_write(PARAM("dma_engine"), "none");
+	lab_sysfs_write(PARAM("data_direct"), "N");
 	if (self->rdma[0])
 		lab_pci_bind(self->rdma, "");
 	if (self->vfio)
@@ -151,7 +161,7 @@ static void mr_close(FIXTURE_DATA(mr) *self)
 
 FIXTURE_SETUP(mr)
 {
-	mr_open(_metadata, self, variant->exporter, variant->pinned);
+	mr_open(_metadata, self, variant->exporter, variant->pinned, variant->data_direct);
 }
 
 FIXTURE_TEARDOWN(mr)
@@ -342,7 +352,7 @@ TRIGGER(uverbs_unbind, EXP_UVERBS, T_UNBIND, MR_GONE);
 
 FIXTURE_SETUP(trigger)
 {
-	mr_open(_metadata, &self->m, variant->exporter, variant->pinned);
+	mr_open(_metadata, &self->m, variant->exporter, variant->pinned, false);
 }
 
 FIXTURE_TEARDOWN(trigger)
