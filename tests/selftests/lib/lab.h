@@ -302,6 +302,30 @@ static inline int lab_vfio_config_write16(struct lab_vfio *v, unsigned int off,
 	return lab_vfio_config(v, true, off, &val, sizeof(val));
 }
 
+/* Read (@write false) or write @len bytes at @off of the config space of @bdf through sysfs. */
+static inline int lab_pci_config_rw(const char *bdf, unsigned int off, void *buf,
+				    size_t len, bool write)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
+	fd = open(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
+	close(fd);
+	return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+}
+
+/* Read @len bytes at @off of the config space of @bdf from sysfs. */
+static inline int lab_pci_config_read(const char *bdf, unsigned int off, void *buf,
+				      size_t len)
+{
+	return lab_pci_config_rw(bdf, off, buf, len, false);
+}
+
 /*
  * Offset of the standard capability @id (PCI_CAP_ID_*) in the config space
  * of @bdf (read from sysfs), or -ENOENT if the device has none.
@@ -309,19 +333,12 @@ static inline int lab_vfio_config_write16(struct lab_vfio *v, unsigned int off,
 static inline int lab_pci_find_cap(const char *bdf, unsigned int id)
 {
 	uint8_t cfg[256];
-	char path[PATH_MAX];
 	unsigned int pos, ttl = 48;
-	ssize_t n;
-	int fd;
+	int err;
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = pread(fd, cfg, sizeof(cfg), 0);
-	close(fd);
-	if (n != sizeof(cfg))
-		return -EIO;
+	err = lab_pci_config_read(bdf, 0, cfg, sizeof(cfg));
+	if (err)
+		return err;
 	if (!(cfg[PCI_STATUS] & PCI_STATUS_CAP_LIST))
 		return -ENOENT;
 	for (pos = cfg[PCI_CAPABILITY_LIST] & ~3u; pos >= 0x40 && ttl--;
@@ -331,23 +348,6 @@ static inline int lab_pci_find_cap(const char *bdf, unsigned int id)
 	return -ENOENT;
 }
 
-/* Read @len bytes at @off of the config space of @bdf from sysfs. */
-static inline int lab_pci_config_read(const char *bdf, unsigned int off, void *buf,
-				      size_t len)
-{
-	char path[PATH_MAX];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = pread(fd, buf, len, off);
-	close(fd);
-	return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
-}
-
 /*
  * Turn on memory decoding of @bdf through sysfs, behind its driver's back
  * (vfio-pci's own view of PCI_COMMAND stays as it was): whatever still
@@ -355,22 +355,14 @@ static inline int lab_pci_config_read(const char *bdf, unsigned int off, void *b
  */
 static inline int lab_pci_decode_on(const char *bdf)
 {
-	char path[PATH_MAX];
-	uint16_t cmd;
-	ssize_t n;
-	int fd;
+	uint16_t cmd;	/* little endian, as the guest */
+	int err;
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = pread(fd, &cmd, sizeof(cmd), 4);	/* PCI_COMMAND, little endian */
-	if (n == sizeof(cmd)) {
-		cmd |= 0x2;			/* PCI_COMMAND_MEMORY */
-		n = pwrite(fd, &cmd, sizeof(cmd), 4);
-	}
-	close(fd);
-	return n == sizeof(cmd) ? 0 : n < 0 ? -errno : -EIO;
+	err = lab_pci_config_read(bdf, PCI_COMMAND, &cmd, sizeof(cmd));
+	if (err)
+		return err;
+	cmd |= PCI_COMMAND_MEMORY;
+	return lab_pci_config_rw(bdf, PCI_COMMAND, &cmd, sizeof(cmd), true);
 }
 
 /* Open the host file behind ivshmem BAR 2 (read-write), or -errno. */
