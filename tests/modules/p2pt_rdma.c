@@ -12,8 +12,9 @@
  * Its only verbs are PDs and dma-buf MRs (p2pt_rdma_mr.c), reached by
  * edu's DMA engine when dma_engine= names an edu bound to
  * p2p_test_importer: the ib_device's DMA device, or with data_direct=Y
- * a second DMA device beside it, as mlx5's data-direct function; no QP. Its raw-packet port has empty GID and P_Key
- * tables, so the MAD and CM layers leave it alone.
+ * a second DMA device beside it, as mlx5's data-direct function; no QP.
+ * Its raw-packet port has empty GID and P_Key tables, so the MAD and CM
+ * layers leave it alone.
  */
 #include <linux/delay.h>
 #include <linux/module.h>
