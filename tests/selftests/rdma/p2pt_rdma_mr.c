@@ -450,7 +450,7 @@ static void *dma_loop(void *arg)
 
 /*
  * DMA through the MR in a loop against revokes (decode off and on,
- * RACE_ROUNDS times; the uverbs exporter: its entry removed once): every
+ * RACE_ROUNDS times; the uverbs exporter: its ucontext closed once): every
  * access succeeds or is refused as the MR's kind says, nothing else; the
  * counts add up. KASAN, lockdep and kmemleak watch.
  */
