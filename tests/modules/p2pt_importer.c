@@ -130,8 +130,9 @@ int p2pt_dma_locked(struct p2pt_imported *im, const struct p2pt_dma *args,
  *
  * For p2p_test_rdma, whose MRs use the engine as their "NIC". Holds off
  * the edu's unbind until p2pt_engine_put(). Lock order: take the engine
- * before the reservation lock of any dma-buf, as this module's own paths
- * take the importer before it.
+ * (its importer's rwsem, read) before the reservation lock of any
+ * dma-buf, as this module's own paths take the importer before it; the
+ * engine's dma_lock (p2pt_engine_copy()) comes after the reservation lock.
  *
  * Return: the engine, or ERR_PTR(-ENODEV) if @dev is not a bound edu.
  */
@@ -183,7 +184,8 @@ EXPORT_SYMBOL_GPL(p2pt_engine_put);
  * @to_peer: write to @dma_addr (else read from it)
  *
  * The caller keeps @dma_addr mapped for the whole call (it holds the
- * dma-buf's reservation lock, which comes before the engine's lock).
+ * dma-buf's reservation lock, which comes before the engine's dma_lock,
+ * and after the rwsem p2pt_engine_get() took).
  *
  * Return: 0; -EINVAL for a bad @len; -ETIMEDOUT or -EBUSY from the engine.
  */
