@@ -197,7 +197,8 @@ static const struct dma_buf_ops dma_buf_mmio_dmabuf_ops = {
  * is called when the file goes away.
  *
  * Context: process context.
- * Return: 0, or a negative error code from dma_buf_export().
+ * Return: 0; -EINVAL (and a warning) if @ops has no release or @mmio no
+ * provider or ranges; or a negative error code from dma_buf_export().
  */
 int __dma_buf_mmio_export(struct dma_buf_mmio *mmio,
 			  const struct dma_buf_mmio_ops *ops, int flags,

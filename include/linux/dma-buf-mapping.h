@@ -164,7 +164,11 @@ static inline void dma_buf_mmio_restore(struct dma_buf_mmio *mmio)
  * @flags: file flags of the dma-buf (O_RDWR, O_CLOEXEC)
  *
  * The calling module owns the dma-buf: it stays loaded while the file is
- * open, since the release calls into it.
+ * open, since the release calls into it. See __dma_buf_mmio_export().
+ *
+ * Context: process context.
+ * Return: 0 with @mmio->dmabuf set; -EOPNOTSUPP without
+ * CONFIG_DMABUF_MAPPING; otherwise as __dma_buf_mmio_export().
  */
 #define dma_buf_mmio_export(mmio, ops, flags) \
 	__dma_buf_mmio_export(mmio, ops, flags, KBUILD_MODNAME, THIS_MODULE)

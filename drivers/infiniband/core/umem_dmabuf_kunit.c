@@ -3,10 +3,10 @@
  * KUnit tests for CPU dma-buf umems (ib_umem_dmabuf_get_cpu()), included by
  * umem_dmabuf.c: an access reaches the exporter's memory at the umem's
  * offset, through the physical ranges of a revocable exporter (in the
- * exporter's order, split where the ranges are) or the vmap of a static
- * one; move_notify waits for the accesses in flight and gives the ranges
- * back; the next access maps again, or fails with the exporter's error once
- * it has revoked the buffer.
+ * exporter's order, split where the ranges are; only their pages mapped,
+ * once) or the vmap of a static one; move_notify waits for the accesses in
+ * flight and gives the ranges back; the next access maps again, or fails
+ * with the exporter's error once it has revoked the buffer.
  */
 #include <kunit/test.h>
 #include <linux/completion.h>
@@ -276,6 +276,21 @@ static void umem_cpu_move_notify_waits(struct kunit *test)
 	ib_umem_release(&umem->umem);
 }
 
+/* The dynamic exporter's ranges: one page each, at these backing pages. */
+static void umem_test_set_pages(struct kunit *test, const unsigned int *page,
+				unsigned int n)
+{
+	struct umem_test *t = test->priv;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		t->exp.ranges[i].paddr = virt_to_phys(t->exp.backing +
+						      page[i] * PAGE_SIZE);
+		t->exp.ranges[i].len = PAGE_SIZE;
+	}
+	t->exp.nr_ranges = n;
+}
+
 /*
  * Ranges that repeat and skip memory, one page each: backing pages 2, 0, 2
  * and 3. Each piece of the umem reaches its own page, and the two pieces
@@ -291,12 +306,7 @@ static void umem_cpu_repeated_ranges(struct kunit *test)
 	size_t len;
 
 	umem_test_setup(test, &umem_test_dynamic_ops);
-	for (i = 0; i < ARRAY_SIZE(page); i++) {
-		t->exp.ranges[i].paddr = virt_to_phys(t->exp.backing +
-						      page[i] * PAGE_SIZE);
-		t->exp.ranges[i].len = PAGE_SIZE;
-	}
-	t->exp.nr_ranges = ARRAY_SIZE(page);
+	umem_test_set_pages(test, page, ARRAY_SIZE(page));
 	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
 				      IB_ACCESS_LOCAL_WRITE);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
@@ -316,6 +326,58 @@ static void umem_cpu_repeated_ranges(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, t->exp.backing[PAGE_SIZE + 8], 0);
 	KUNIT_EXPECT_EQ(test, t->exp.backing[2 * PAGE_SIZE + 8], 0x12);
 	KUNIT_EXPECT_EQ(test, t->exp.backing[3 * PAGE_SIZE + 8], 0x13);
+	ib_umem_release(&umem->umem);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
+}
+
+/*
+ * Only the exporter's pages are mapped, each once: ranges at backing pages
+ * 3, 1 and 0 are two mappings, of pages 0-1 and of page 3, and page 2,
+ * between them, is not mapped (it could be another device's registers,
+ * or a hole); ranges at pages 0, 2, 0 and 2 are two one-page mappings.
+ */
+static void umem_cpu_maps_only_ranges(struct kunit *test)
+{
+	static const unsigned int apart[] = { 3, 1, 0 };
+	static const unsigned int again[] = { 0, 2, 0, 2 };
+	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf_cpu *cpu;
+	struct ib_umem_dmabuf *umem;
+	struct iosys_map map;
+
+	umem_test_setup(test, &umem_test_dynamic_ops);
+	umem_test_set_pages(test, apart, ARRAY_SIZE(apart));
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, ARRAY_SIZE(apart) * PAGE_SIZE,
+				      t->fd, IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
+	cpu = umem->cpu_map;
+	KUNIT_EXPECT_EQ(test, cpu->nr_maps, 2);
+	KUNIT_EXPECT_EQ(test, cpu->maps[0].start, virt_to_phys(t->exp.backing));
+	KUNIT_EXPECT_EQ(test, cpu->maps[0].size, 2 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, cpu->maps[1].start,
+			virt_to_phys(t->exp.backing + 3 * PAGE_SIZE));
+	KUNIT_EXPECT_EQ(test, cpu->maps[1].size, PAGE_SIZE);
+	/* The umem's last page is backing page 0, through the first mapping. */
+	KUNIT_EXPECT_EQ(test, ib_umem_dmabuf_cpu_map(umem, 2 * PAGE_SIZE, &map),
+			PAGE_SIZE);
+	iosys_map_wr(&map, 0, u8, 0x77);
+	ib_umem_dmabuf_cpu_end(umem);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[0], 0x77);
+	KUNIT_EXPECT_EQ(test, t->exp.backing[2 * PAGE_SIZE], 0);
+	ib_umem_release(&umem->umem);
+
+	/* Pages repeated, not next to each other: still one mapping each. */
+	umem_test_set_pages(test, again, ARRAY_SIZE(again));
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, ARRAY_SIZE(again) * PAGE_SIZE,
+				      t->fd, IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
+	cpu = umem->cpu_map;
+	KUNIT_EXPECT_EQ(test, cpu->nr_maps, 2);
+	KUNIT_EXPECT_EQ(test, cpu->maps[0].size, PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, cpu->maps[1].size, PAGE_SIZE);
+	ib_umem_dmabuf_cpu_end(umem);
 	ib_umem_release(&umem->umem);
 	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
 }
@@ -405,6 +467,7 @@ static void umem_cpu_bad_requests(struct kunit *test)
 static struct kunit_case umem_dmabuf_cpu_cases[] = {
 	KUNIT_CASE(umem_cpu_access_at_offset),
 	KUNIT_CASE(umem_cpu_repeated_ranges),
+	KUNIT_CASE(umem_cpu_maps_only_ranges),
 	KUNIT_CASE(umem_cpu_move_notify_waits),
 	KUNIT_CASE(umem_cpu_revoked),
 	KUNIT_CASE(umem_cpu_static_exporter),
