@@ -14,14 +14,18 @@
  * p2p_test_importer: the ib_device's DMA device, or with data_direct=Y
  * a second DMA device beside it, as mlx5's data-direct function; no QP.
  * Its raw-packet port has empty GID and P_Key tables, so the MAD and CM
- * layers leave it alone.
+ * layers leave it alone. Its test controls that act (remove_entry, and the
+ * MRs' mr_dma and mrs) are debugfs files in P2PT_RDMA_DEBUGFS, not module
+ * parameters, whose one lock would serialise them with every parameter.
  */
+#include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/dma-buf-mapping.h>
+#include <linux/uaccess.h>
 #include <rdma/ib_verbs.h>
 
 #include "p2pt_rdma.h"
@@ -397,13 +401,20 @@ static struct pci_driver p2pt_rdma_driver = {
 	.remove = p2pt_rdma_remove,
 };
 
-/* remove_entry=<kind>: remove that entry from every live ucontext. */
-static int p2pt_rdma_remove_entry_set(const char *val,
-				      const struct kernel_param *kp)
+/* remove_entry: write <kind> to remove that entry from every live ucontext. */
+static ssize_t p2pt_rdma_remove_entry_write(struct file *file,
+					    const char __user *ubuf,
+					    size_t count, loff_t *ppos)
 {
 	struct p2pt_rdma_ucontext *uc;
+	char val[16];
 	int kind;
 
+	if (count >= sizeof(val))
+		return -EINVAL;
+	if (copy_from_user(val, ubuf, count))
+		return -EFAULT;
+	val[count] = '\0';
 	kind = sysfs_match_string(p2pt_rdma_kind_names, val);
 	if (kind < 0)
 		return kind;
@@ -414,17 +425,40 @@ static int p2pt_rdma_remove_entry_set(const char *val,
 		uc->entries[kind] = NULL;
 	}
 	mutex_unlock(&p2pt_rdma_lock);
-	return 0;
+	return count;
 }
 
-static const struct kernel_param_ops p2pt_rdma_remove_entry_ops = {
-	.set = p2pt_rdma_remove_entry_set,
+static const struct file_operations p2pt_rdma_remove_entry_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = p2pt_rdma_remove_entry_write,
+	.llseek = noop_llseek,
 };
-module_param_cb(remove_entry, &p2pt_rdma_remove_entry_ops, NULL, 0200);
-MODULE_PARM_DESC(remove_entry,
-		 "remove an entry (doorbell, memory, private) from every ucontext");
 
-module_pci_driver(p2pt_rdma_driver);
+static struct dentry *p2pt_rdma_debugfs;
+
+static int __init p2pt_rdma_init(void)
+{
+	int ret;
+
+	p2pt_rdma_debugfs = debugfs_create_dir(P2PT_RDMA_DRIVER, NULL);
+	debugfs_create_file("remove_entry", 0200, p2pt_rdma_debugfs, NULL,
+			    &p2pt_rdma_remove_entry_fops);
+	p2pt_rdma_mr_debugfs_init(p2pt_rdma_debugfs);
+	ret = pci_register_driver(&p2pt_rdma_driver);
+	if (ret)
+		debugfs_remove_recursive(p2pt_rdma_debugfs);
+	return ret;
+}
+module_init(p2pt_rdma_init);
+
+/* The controls first: removing them waits for the writes in flight. */
+static void __exit p2pt_rdma_exit(void)
+{
+	debugfs_remove_recursive(p2pt_rdma_debugfs);
+	pci_unregister_driver(&p2pt_rdma_driver);
+}
+module_exit(p2pt_rdma_exit);
 
 MODULE_DESCRIPTION("Test RDMA driver exporting pages of a BAR (QEMU lab)");
 MODULE_LICENSE("GPL");

@@ -15,7 +15,7 @@
  *   private   one page of BAR 2 the driver refuses to export
  *             (mmap_get_pfns says EOPNOTSUPP), like a legacy UAR
  *
- * Writing an entry's name to P2PT_RDMA_PARAM_REMOVE removes that entry
+ * Writing an entry's name to P2PT_RDMA_REMOVE (debugfs) removes that entry
  * from every live ucontext, as a driver does when the object behind it is
  * destroyed: the dma-bufs exported from it are revoked. Writing a number
  * of milliseconds to P2PT_RDMA_PARAM_DELAY makes mmap_get_pfns sleep that
@@ -29,7 +29,8 @@
 
 #define P2PT_RDMA_DRIVER	"p2p_test_rdma"
 #define P2PT_RDMA_IBDEV		"p2pt_rdma0"
-#define P2PT_RDMA_PARAM_REMOVE	"/sys/module/p2p_test_rdma/parameters/remove_entry"
+#define P2PT_RDMA_DEBUGFS	"/sys/kernel/debug/p2p_test_rdma/"
+#define P2PT_RDMA_REMOVE	P2PT_RDMA_DEBUGFS "remove_entry"
 #define P2PT_RDMA_PARAM_DELAY	"/sys/module/p2p_test_rdma/parameters/get_pfns_delay_ms"
 
 #define P2PT_RDMA_BAR		2

@@ -15,22 +15,26 @@
  *    once, for the ib_device's DMA device or, with a data-direct engine
  *    (p2pt_rdma.c's data_direct=), for that engine, which is another
  *    device; the umem comes back with the reservation lock held, the MR
- *    is made and its revoke callback set, with the MR, before the lock
- *    is dropped; a revoke is final.
+ *    is made, enabled and its revoke callback set, with the MR, before
+ *    the lock is dropped; a revoke is final.
  *
  * mr_mode= chooses the kind of the next registrations (pinned always
  * with a data-direct engine, as mlx5's data-direct MRs are). An access
- * is asked for through mr_dma= and runs under the dma-buf's reservation
+ * is asked for through mr_dma and runs under the dma-buf's reservation
  * lock, as the hardware's would be fenced by the invalidation: a
  * move_notify or a revoke waits for it, and none starts on a zapped or
  * revoked MR. mrs lists the MRs with their counts.
  */
+#include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-resv.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/scatterlist.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/uaccess.h>
 #include <linux/xarray.h>
 #include <rdma/ib_umem.h>
 
@@ -43,12 +47,13 @@ struct p2pt_rdma_mr {
 	struct ib_umem_dmabuf *umem;
 	bool dynamic;
 	/* Under the dma-buf's reservation lock: */
+	bool enabled;		/* pinned: translation on, as mlx5's mkey */
 	bool revoked;		/* pinned: the revoke callback ran */
 	u32 invalidations;	/* move_notify (dynamic) or revoke (pinned) */
 	u32 faults;		/* dynamic: maps again after an invalidation */
 };
 
-/* MRs by key, for mr_dma= and mrs; an access holds the lock. */
+/* MRs by key, for mr_dma and mrs; an access holds the lock. */
 static DEFINE_MUTEX(p2pt_rdma_mrs_lock);
 static DEFINE_XARRAY_ALLOC1(p2pt_rdma_mrs);
 
@@ -107,13 +112,41 @@ static const struct dma_buf_attach_ops p2pt_rdma_mr_attach_ops = {
 	.move_notify = p2pt_rdma_mr_move_notify,
 };
 
-/* Pinned: the exporter revokes; under the reservation lock, once. */
+/*
+ * Pinned: the exporter revokes; under the reservation lock, once. mlx5's
+ * UMR revoke of an mkey that was never enabled fails: a registration that
+ * lets a revoke in before it enabled the MR is a protocol bug.
+ */
 static void p2pt_rdma_mr_revoke(void *priv)
 {
 	struct p2pt_rdma_mr *mr = priv;
 
+	WARN_ON_ONCE(!mr->enabled);
 	mr->revoked = true;
 	mr->invalidations++;
+}
+
+/*
+ * A slow registration, for a test that revokes in the middle of one:
+ * reg_delay_ms between the import and the MR's first map, where mlx5 has
+ * its window; reg_delays counts the registrations that got there.
+ */
+static unsigned int reg_delay_ms;
+module_param(reg_delay_ms, uint, 0600);
+MODULE_PARM_DESC(reg_delay_ms,
+		 "sleep this long (up to 10 s) in a registration, after the import (ms)");
+static unsigned int reg_delays;
+module_param(reg_delays, uint, 0444);
+MODULE_PARM_DESC(reg_delays, "registrations that have reached reg_delay_ms's sleep");
+
+static void p2pt_rdma_mr_reg_delay(void)
+{
+	unsigned int ms = min(READ_ONCE(reg_delay_ms), 10000U);
+
+	if (!ms)
+		return;
+	WRITE_ONCE(reg_delays, READ_ONCE(reg_delays) + 1);
+	msleep(ms);
 }
 
 static int p2pt_rdma_mr_get_dynamic(struct ib_pd *pd, struct p2pt_rdma_mr *mr,
@@ -127,7 +160,11 @@ static int p2pt_rdma_mr_get_dynamic(struct ib_pd *pd, struct p2pt_rdma_mr *mr,
 				  &p2pt_rdma_mr_attach_ops);
 	if (IS_ERR(umem))
 		return PTR_ERR(umem);
-	/* Mapped now: an exporter that refuses fails the registration. */
+	/*
+	 * Mapped now: an exporter that refuses (one that revoked in the
+	 * delay, too) fails the registration.
+	 */
+	p2pt_rdma_mr_reg_delay();
 	resv = umem->attach->dmabuf->resv;
 	dma_resv_lock(resv, NULL);
 	ret = ib_umem_dmabuf_map_pages(umem);
@@ -147,6 +184,7 @@ static int p2pt_rdma_mr_get_pinned(struct ib_pd *pd, struct p2pt_rdma_mr *mr,
 				   u64 length, int fd, int access)
 {
 	struct ib_umem_dmabuf *umem;
+	int ret;
 
 	umem = ib_umem_dmabuf_get_pinned_revocable_dma_device_and_lock(pd->device,
 								       dma_device,
@@ -154,9 +192,23 @@ static int p2pt_rdma_mr_get_pinned(struct ib_pd *pd, struct p2pt_rdma_mr *mr,
 								       fd, access);
 	if (IS_ERR(umem))
 		return PTR_ERR(umem);
-	/* The MR exists: give the callback the MR, then let revokes in. */
-	ib_umem_dmabuf_set_revoke_locked(umem, p2pt_rdma_mr_revoke, mr);
+	/*
+	 * The MR exists. Enable it while revokes still wait, as mlx5 enables
+	 * its mkey (mlx5_ib_init_dmabuf_mr_locked(), whose map is a no-op on
+	 * a mapped pinned umem); then give the callback the MR and let
+	 * revokes in.
+	 */
+	p2pt_rdma_mr_reg_delay();
+	ret = ib_umem_dmabuf_map_pages(umem);
+	if (!ret) {
+		mr->enabled = true;
+		ib_umem_dmabuf_set_revoke_locked(umem, p2pt_rdma_mr_revoke, mr);
+	}
 	ib_umem_dmabuf_revoke_unlock(umem);
+	if (ret) {
+		ib_umem_release(&umem->umem);
+		return ret;
+	}
 	mr->umem = umem;
 	return 0;
 }
@@ -324,12 +376,12 @@ out_engine:
 }
 
 /*
- * mr_dma=<key> <offset> <length> <w|r> <byte>: the engine writes @length
- * bytes of <byte> at <offset> of the MR, or reads them and checks that
- * they are all <byte> (-EILSEQ if not). The write() fails with the
- * access's error.
+ * mr_dma: write "<key> <offset> <length> <w|r> <byte>", and the engine
+ * writes @length bytes of <byte> at <offset> of the MR, or reads them and
+ * checks that they are all <byte> (-EILSEQ if not). The write() fails
+ * with the access's error.
  */
-static int p2pt_rdma_mr_dma_set(const char *val, const struct kernel_param *kp)
+static int p2pt_rdma_mr_dma(const char *val)
 {
 	struct p2pt_rdma_mr *mr;
 	unsigned int key, byte;
@@ -360,35 +412,54 @@ static int p2pt_rdma_mr_dma_set(const char *val, const struct kernel_param *kp)
 	return ret;
 }
 
-static const struct kernel_param_ops p2pt_rdma_mr_dma_ops = {
-	.set = p2pt_rdma_mr_dma_set,
+static ssize_t p2pt_rdma_mr_dma_write(struct file *file,
+				      const char __user *ubuf, size_t count,
+				      loff_t *ppos)
+{
+	char *val;
+	int ret;
+
+	if (count > 96)
+		return -EINVAL;
+	val = memdup_user_nul(ubuf, count);
+	if (IS_ERR(val))
+		return PTR_ERR(val);
+	ret = p2pt_rdma_mr_dma(val);
+	kfree(val);
+	return ret ? ret : count;
+}
+
+static const struct file_operations p2pt_rdma_mr_dma_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.write = p2pt_rdma_mr_dma_write,
+	.llseek = noop_llseek,
 };
-module_param_cb(mr_dma, &p2pt_rdma_mr_dma_ops, NULL, 0200);
-MODULE_PARM_DESC(mr_dma, "<key> <offset> <length> <w|r> <byte>: DMA through an MR");
 
 /* mrs: one line per MR, "<key> <dynamic|pinned> <invalidations> <faults> <revoked>". */
-static int p2pt_rdma_mrs_get(char *buf, const struct kernel_param *kp)
+static int p2pt_rdma_mrs_show(struct seq_file *m, void *unused)
 {
 	struct p2pt_rdma_mr *mr;
 	unsigned long key;
-	int n = 0;
 
 	mutex_lock(&p2pt_rdma_mrs_lock);
 	xa_for_each(&p2pt_rdma_mrs, key, mr) {
 		struct dma_resv *resv = mr->umem->attach->dmabuf->resv;
 
 		dma_resv_lock(resv, NULL);
-		n += scnprintf(buf + n, PAGE_SIZE - n, "%lu %s %u %u %d\n", key,
-			       mr->dynamic ? "dynamic" : "pinned",
-			       mr->invalidations, mr->faults, mr->revoked);
+		seq_printf(m, "%lu %s %u %u %d\n", key,
+			   mr->dynamic ? "dynamic" : "pinned",
+			   mr->invalidations, mr->faults, mr->revoked);
 		dma_resv_unlock(resv);
 	}
 	mutex_unlock(&p2pt_rdma_mrs_lock);
-	return n;
+	return 0;
 }
+DEFINE_SHOW_ATTRIBUTE(p2pt_rdma_mrs);
 
-static const struct kernel_param_ops p2pt_rdma_mrs_ops = {
-	.get = p2pt_rdma_mrs_get,
-};
-module_param_cb(mrs, &p2pt_rdma_mrs_ops, NULL, 0444);
-MODULE_PARM_DESC(mrs, "the dma-buf MRs: key, kind, invalidations, faults, revoked");
+/* The MRs' test controls, mr_dma and mrs, in p2p_test_rdma's @dir. */
+void p2pt_rdma_mr_debugfs_init(struct dentry *dir)
+{
+	debugfs_create_file("mr_dma", 0200, dir, NULL, &p2pt_rdma_mr_dma_fops);
+	debugfs_create_file("mrs", 0444, dir, NULL, &p2pt_rdma_mrs_fops);
+}

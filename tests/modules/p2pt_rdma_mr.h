@@ -16,6 +16,7 @@ struct ib_mr *p2pt_rdma_reg_user_mr_dmabuf(struct ib_pd *pd, u64 offset,
 					   int access,
 					   struct uverbs_attr_bundle *attrs);
 int p2pt_rdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata);
+void p2pt_rdma_mr_debugfs_init(struct dentry *dir);
 
 /* In p2pt_rdma.c. */
 struct device *p2pt_rdma_data_direct(struct ib_device *ibdev);

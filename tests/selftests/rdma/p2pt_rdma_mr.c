@@ -9,8 +9,9 @@
  *    access faults and maps again under the reservation lock; a fault the
  *    exporter refuses (revoked) fails that access with ENODEV;
  *  - pinned and revocable, data-direct style, registered with the protocol
- *    mlx5 follows (the MR made and its revoke callback set, with the MR,
- *    under the reservation lock of the registration): a revoke is final,
+ *    mlx5 follows (the MR made, enabled and its revoke callback set, with
+ *    the MR, under the reservation lock of the registration; a revoke in
+ *    the middle of a registration waits for it): a revoke is final,
  *    accesses fail with EACCES; mapped for the ib_device's DMA device, or
  *    (data_direct variants) for an engine that is another device, as
  *    mlx5's data-direct MRs are.
@@ -93,6 +94,20 @@ static void rdma_setup(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self
 	ASSERT_LE(0, self->pd) TH_LOG("PD: %s", strerror(-self->pd));
 }
 
+/* uverbs: a fresh exporting ucontext (uv2) and a dma-buf of its memory entry. */
+static void uverbs_export(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self)
+{
+	struct p2pt_rdma_ucontext_resp resp2;
+	int err;
+
+	self->uv2 = uvr_open(P2PT_RDMA_IBDEV);
+	ASSERT_LE(0, self->uv2);
+	err = uvr_get_context(self->uv2, &resp2, sizeof(resp2));
+	ASSERT_EQ(0, err) TH_LOG("second ucontext: %s", strerror(-err));
+	self->dmabuf = uvr_export_dmabuf(self->uv2, resp2.memory_offset);
+	ASSERT_LE(0, self->dmabuf) TH_LOG("export: %s", strerror(-self->dmabuf));
+}
+
 static void mr_open(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
 		    enum exporter exporter, bool pinned, bool data_direct)
 {
@@ -121,16 +136,8 @@ static void mr_open(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
 		self->host = open(path, O_RDWR | O_CLOEXEC);
 		ASSERT_LE(0, self->host);
 		self->host_off = P2PT_RDMA_MEM_OFF;
-		struct p2pt_rdma_ucontext_resp resp2;
-		int err;
-
 		rdma_setup(_metadata, self, self->l.lab.edu2, pinned, data_direct);
-		self->uv2 = uvr_open(P2PT_RDMA_IBDEV);
-		ASSERT_LE(0, self->uv2);
-		err = uvr_get_context(self->uv2, &resp2, sizeof(resp2));
-		ASSERT_EQ(0, err) TH_LOG("second ucontext: %s", strerror(-err));
-		self->dmabuf = uvr_export_dmabuf(self->uv2, resp2.memory_offset);
-		ASSERT_LE(0, self->dmabuf) TH_LOG("export: %s", strerror(-self->dmabuf));
+		uverbs_export(_metadata, self);
 	}
 	ASSERT_EQ(0, uvr_reg_dmabuf_mr(self->uv, self->pd, 0, MR_LEN, MR_IOVA, self->dmabuf,
 				       MR_ACCESS, &self->mr));
@@ -151,6 +158,7 @@ static void mr_close(FIXTURE_DATA(mr) *self)
 		close(self->host);
 	lab_sysfs_write(PARAM("dma_engine"), "none");
 	lab_sysfs_write(PARAM("data_direct"), "N");
+	lab_sysfs_write(PARAM("reg_delay_ms"), "0");
 	if (self->rdma[0])
 		lab_pci_bind(self->rdma, "");
 	if (self->vfio)
@@ -176,7 +184,7 @@ static int mr_dma(FIXTURE_DATA(mr) *self, char op, uint64_t off, uint64_t len, u
 
 	snprintf(cmd, sizeof(cmd), "%u %llu %llu %c %x", self->mr.lkey,
 		 (unsigned long long)off, (unsigned long long)len, op, byte);
-	return lab_sysfs_write(PARAM("mr_dma"), cmd);
+	return lab_sysfs_write(P2PT_RDMA_DEBUGFS "mr_dma", cmd);
 }
 
 static void host_fill(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
@@ -240,7 +248,7 @@ static void pull(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *m, enum tr
 		m->uv2 = -1;
 		break;
 	case T_ENTRY_REMOVAL:
-		ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+		ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_REMOVE, "memory"));
 		break;
 	}
 }
@@ -255,8 +263,7 @@ static void give_back(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *m, en
 
 /*
  * The trigger the other tests pull: memory decode off (vfio-pci, given
- * back by memory on) or the exporting ucontext's close (uverbs, for good;
- * not remove_entry, a module parameter, whose lock mr_dma takes too).
+ * back by memory on) or the exporting ucontext's close (uverbs, for good).
  */
 static enum trigger take_away(FIXTURE_DATA(mr) *self)
 {
@@ -272,7 +279,7 @@ static bool mr_listed(struct __test_metadata *_metadata, FIXTURE_DATA(mr) *self,
 	FILE *f;
 	int n;
 
-	f = fopen(PARAM("mrs"), "re");
+	f = fopen(P2PT_RDMA_DEBUGFS "mrs", "re");
 	ASSERT_NE(NULL, f);
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
@@ -448,51 +455,171 @@ static void *dma_loop(void *arg)
 	return NULL;
 }
 
+/* The loop's thread: started, and stopped with its counts kept. */
+static void dma_loop_start(struct __test_metadata *_metadata, struct dma_loop *d,
+			   pthread_t *thr)
+{
+	unsigned int ok = d->ok, other = d->other;
+	int i;
+
+	d->stop = false;
+	ASSERT_EQ(0, pthread_create(thr, NULL, dma_loop, d));
+	/* One access through before the revoke, however slow the guest. */
+	for (i = 0; i < 60000 && d->ok == ok && d->other == other; i++)
+		usleep(1000);
+	EXPECT_NE(ok, d->ok) TH_LOG("no access went through in a minute");
+}
+
+static void dma_loop_stop(struct dma_loop *d, pthread_t thr)
+{
+	d->stop = true;
+	pthread_join(thr, NULL);
+}
+
 /*
- * DMA through the MR in a loop against revokes (decode off and on,
- * RACE_ROUNDS times; the uverbs exporter: its ucontext closed once): every
- * access succeeds or is refused as the MR's kind says, nothing else; the
- * counts add up. KASAN, lockdep and kmemleak watch.
+ * DMA through the MR in a loop against revokes, RACE_ROUNDS of them: the
+ * vfio-pci exporter's decode turned off and on under one MR; the uverbs
+ * exporter's ucontext closed, which is for good, so each round is a fresh
+ * ucontext, dma-buf and MR. Every access succeeds or is refused as the
+ * MR's kind says, nothing else; the counts add up. KASAN, lockdep and
+ * kmemleak watch.
  */
-TEST_F_TIMEOUT(mr, dma_races_revokes, 300)
+TEST_F_TIMEOUT(mr, dma_races_revokes, 600)
 {
 	struct dma_loop d = { .self = self, .refused_err = variant->pinned ? -EACCES : -ENODEV };
-	unsigned int inval, faults, i, rounds = self->vfio ? RACE_ROUNDS : 1;
+	unsigned int inval, faults, i;
 	pthread_t thr;
 	int revoked;
 
 	srand(self->l.lab.seed);
-	ASSERT_EQ(0, pthread_create(&thr, NULL, dma_loop, &d));
-	/* One access through before the first revoke, however slow the guest. */
-	for (i = 0; i < 60000 && !d.ok && !d.other; i++)
-		usleep(1000);
-	for (i = 0; i < rounds; i++) {
+	dma_loop_start(_metadata, &d, &thr);
+	for (i = 0; i < RACE_ROUNDS; i++) {
+		if (!self->vfio && i) {
+			/* The last round's MR: revoked once, for good. */
+			dma_loop_stop(&d, thr);
+			mr_counts(_metadata, self, &inval, &faults, &revoked);
+			EXPECT_EQ(1, inval) TH_LOG("round %u", i);
+			EXPECT_EQ(0, faults) TH_LOG("round %u", i);
+			ASSERT_EQ(0, uvr_dereg_mr(self->uv, self->mr.handle));
+			self->registered = false;
+			close(self->dmabuf);
+			self->dmabuf = -1;
+			uverbs_export(_metadata, self);
+			ASSERT_EQ(0, uvr_reg_dmabuf_mr(self->uv, self->pd, 0, MR_LEN, MR_IOVA,
+						       self->dmabuf, MR_ACCESS, &self->mr));
+			self->registered = true;
+			dma_loop_start(_metadata, &d, &thr);
+		}
 		usleep(1000 * (20 + rand() % 80));
 		pull(_metadata, self, take_away(self));
 		usleep(1000 * (rand() % 50));
 		give_back(_metadata, self, take_away(self));
 	}
 	usleep(100 * 1000);
-	d.stop = true;
-	pthread_join(thr, NULL);
+	dma_loop_stop(&d, thr);
 	TH_LOG("%u accesses, %u refused, %u failed otherwise", d.ok, d.refused, d.other);
 	EXPECT_EQ(0, d.other) TH_LOG("last other error: %s", strerror(-d.last_other));
 	EXPECT_LT(0, d.ok);
 	mr_counts(_metadata, self, &inval, &faults, &revoked);
-	/* Pinned: revoked once, for good. Dynamic: zapped at most each round. */
-	if (variant->pinned) {
+	/* Pinned or uverbs: revoked once, for good. Dynamic vfio: zapped at most each round. */
+	if (variant->pinned || !self->vfio) {
 		EXPECT_EQ(1, inval);
 		EXPECT_EQ(0, faults);
 	} else {
 		EXPECT_LE(1, inval);
-		EXPECT_GE(rounds, inval);
+		EXPECT_GE(RACE_ROUNDS, inval);
 		EXPECT_GE(inval, faults) TH_LOG("a fault without an invalidation");
 		/* Given back each round: the loop faulted its way back in. */
-		if (self->vfio)
-			EXPECT_LE(1, faults);
+		EXPECT_LE(1, faults);
 	}
 	EXPECT_EQ(0, uvr_dereg_mr(self->uv, self->mr.handle));
 	self->registered = false;
+}
+
+/* A module parameter holding an unsigned number; -1 if unreadable. */
+static long param_uint(const char *name)
+{
+	unsigned int val;
+	long ret = -1;
+	FILE *f = fopen(name, "re");
+
+	if (f) {
+		if (fscanf(f, "%u", &val) == 1)
+			ret = val;
+		fclose(f);
+	}
+	return ret;
+}
+
+struct slow_reg {
+	FIXTURE_DATA(mr) *self;
+	volatile int done;
+	int err;
+};
+
+static void *slow_reg(void *arg)
+{
+	struct slow_reg *r = arg;
+	FIXTURE_DATA(mr) *self = r->self;
+
+	r->err = uvr_reg_dmabuf_mr(self->uv, self->pd, 0, MR_LEN, MR_IOVA, self->dmabuf,
+				   MR_ACCESS, &self->mr);
+	__atomic_store_n(&r->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * A revoke in the middle of a registration (the driver sleeps there,
+ * reg_delay_ms, between the import and the MR's first map: mlx5's window).
+ * Pinned: the registration holds the reservation lock from the import
+ * until the MR is enabled and its callback set, so the revoke waits for
+ * it: the registration succeeds and the MR is then revoked (EACCES from
+ * then on). A revoke let in before the MR was enabled would fail the
+ * registration's map (EINVAL) and WARN in the driver's callback, as
+ * mlx5's UMR revoke of that mkey would fail. Dynamic: the revoke does not
+ * wait, and the registration's map meets the revoked exporter (ENODEV),
+ * or, on a guest too slow to revoke within the sleep, the MR is zapped
+ * after.
+ */
+TEST_F_TIMEOUT(mr, revoke_during_registration, 120)
+{
+	struct slow_reg r = { .self = self };
+	unsigned int inval, faults;
+	int revoked;
+	long before;
+	pthread_t thr;
+
+	ASSERT_EQ(0, uvr_dereg_mr(self->uv, self->mr.handle));
+	self->registered = false;
+	before = param_uint(PARAM("reg_delays"));
+	ASSERT_LE(0, before);
+	ASSERT_EQ(0, lab_sysfs_write(PARAM("reg_delay_ms"), "2000"));
+	ASSERT_EQ(0, pthread_create(&thr, NULL, slow_reg, &r));
+	/* Generous: only a registration that never gets there stops us. */
+	for (int i = 0; i < 60000 && param_uint(PARAM("reg_delays")) == before && !r.done; i++)
+		usleep(1000);
+	pull(_metadata, self, take_away(self));
+	pthread_join(thr, NULL);
+	lab_sysfs_write(PARAM("reg_delay_ms"), "0");
+	ASSERT_NE(before, param_uint(PARAM("reg_delays"))) TH_LOG("no registration slept");
+
+	if (variant->pinned) {
+		ASSERT_EQ(0, r.err) TH_LOG("registration: %s", strerror(-r.err));
+		self->registered = true;
+		mr_counts(_metadata, self, &inval, &faults, &revoked);
+		EXPECT_EQ(1, inval);
+		EXPECT_EQ(1, revoked);
+		EXPECT_EQ(-EACCES, mr_dma(self, 'w', 0, PAGE, 0x5a));
+	} else if (r.err) {
+		EXPECT_EQ(-ENODEV, r.err) TH_LOG("registration: %s", strerror(-r.err));
+	} else {
+		lab_note("the revoke came after the registration: a slow guest");
+		self->registered = true;
+		mr_counts(_metadata, self, &inval, &faults, &revoked);
+		EXPECT_EQ(1, inval);
+		EXPECT_EQ(-ENODEV, mr_dma(self, 'w', 0, PAGE, 0x5a));
+	}
+	give_back(_metadata, self, take_away(self));
 }
 
 /* Registration: bad requests and the exporter's refusal come back. */

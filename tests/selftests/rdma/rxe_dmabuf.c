@@ -216,6 +216,53 @@ TEST_F(rxe, write_lands)
 	EXPECT_EQ(0, ibv_dereg_mr(mr));
 }
 
+/*
+ * A dma-buf of several ranges, as a BAR around an MSI-X table would be:
+ * the third quarter of the slice, then the first, so that the dma-buf's
+ * order is not the BAR's. An RDMA WRITE across the ranges lands in each,
+ * and nothing in the quarters between them (which rxe does not even map).
+ */
+TEST_F(rxe, write_lands_in_ranges)
+{
+	const uint64_t q = BUF_SIZE / 4;
+	struct vfio_region_dma_range r[] = {
+		{ .offset = BAR_OFF + 2 * q, .length = q },
+		{ .offset = BAR_OFF, .length = q },
+	};
+	struct ibv_mr *mr;
+	uint8_t *file;
+	int fd;
+
+	if (self->src != SRC_VFIO)
+		SKIP(return, "a vfio-pci export of ivshmem's BAR");
+	fd = vdb_export(self->l.v.device, IVSHMEM_BAR, r, 2);
+	ASSERT_LE(0, fd) TH_LOG("export: %s", strerror(-fd));
+	mr = ibv_reg_dmabuf_mr(self->rc.pd, 0, 2 * q, MR_IOVA, fd, ACCESS_RW);
+	ASSERT_NE(NULL, mr) TH_LOG("ibv_reg_dmabuf_mr: %s", strerror(errno));
+	memset(self->view, 0xee, BUF_SIZE);
+	lab_pattern(self->buf, 2 * q, 0, 0x4321);
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_WRITE, self->plain, self->buf,
+					  MR_IOVA, mr->rkey, 2 * q));
+
+	file = malloc(BUF_SIZE);
+	ASSERT_NE(NULL, file);
+	ASSERT_EQ(BUF_SIZE, pread(self->host, file, BUF_SIZE, BAR_OFF));
+	EXPECT_EQ(0, memcmp(file + 2 * q, self->buf, q)) TH_LOG("first range");
+	EXPECT_EQ(0, memcmp(file, self->buf + q, q)) TH_LOG("second range");
+	EXPECT_EQ(0, count_not(file + q, q, 0xee)) TH_LOG("between the ranges");
+	EXPECT_EQ(0, count_not(file + 3 * q, q, 0xee)) TH_LOG("after the ranges");
+	free(file);
+
+	/* And back: an RDMA READ across the ranges returns both. */
+	memset(self->buf, 0, 2 * q);
+	ASSERT_EQ(IBV_WC_SUCCESS, rc_post(&self->rc, IBV_WR_RDMA_READ, self->plain, self->buf,
+					  MR_IOVA, mr->rkey, 2 * q));
+	EXPECT_EQ(0, memcmp(self->buf, self->view + 2 * q, q));
+	EXPECT_EQ(0, memcmp(self->buf + q, self->view, q));
+	EXPECT_EQ(0, ibv_dereg_mr(mr));
+	close(fd);
+}
+
 /* An RDMA READ returns the bytes that the other side put in the dma-buf. */
 TEST_F(rxe, read_returns)
 {

@@ -211,9 +211,9 @@ TEST_F(udb, export_errno_table)
 	close(bare);
 
 	/* An entry the driver removed. */
-	ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+	ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_REMOVE, "memory"));
 	EXPECT_EQ(-EINVAL, uvr_export_dmabuf(l->uv, l->resp.memory_offset));
-	EXPECT_EQ(-EINVAL, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "nonsense"));
+	EXPECT_EQ(-EINVAL, lab_sysfs_write(P2PT_RDMA_REMOVE, "nonsense"));
 
 	EXPECT_EQ(fds, lab_fd_state()) TH_LOG("a failed export left an fd");
 }
@@ -397,7 +397,7 @@ static int fire(struct udb_lab *l, enum trigger trigger)
 {
 	switch (trigger) {
 	case REMOVE_ENTRY:
-		return lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory");
+		return lab_sysfs_write(P2PT_RDMA_REMOVE, "memory");
 	case CLOSE_UCONTEXT:
 		close(l->uv);
 		l->uv = -1;
@@ -717,7 +717,7 @@ TEST_F(udb, both_dmabufs_of_an_entry_are_revoked)
 		ASSERT_LT(0, h[i]);
 		ASSERT_EQ(0, p2pt_vmap(l->lab.dev, h[i]));
 	}
-	ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+	ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_REMOVE, "memory"));
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, p2pt_status(l->lab.dev, h[i], &st));
 		EXPECT_EQ(0, st.flags) TH_LOG("dma-buf %d: still mapped", i);
@@ -782,7 +782,7 @@ TEST_F_TIMEOUT(udb, exports_race_entry_removal, 300)
 		e->offset = l->resp.memory_offset;
 		ASSERT_EQ(0, pthread_create(&thr, NULL, exporter_loop, e));
 		usleep(1000 * (rand() % 50));
-		ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+		ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_REMOVE, "memory"));
 		usleep(10000);
 		e->stop = true;
 		pthread_join(thr, NULL);
@@ -833,7 +833,7 @@ TEST_F_TIMEOUT(udb, export_meets_removal_midway, 60)
 	ASSERT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_DELAY, "500"));
 	ASSERT_EQ(0, pthread_create(&thr, NULL, slow_export, &x));
 	usleep(150 * 1000);
-	EXPECT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_REMOVE, "memory"));
+	EXPECT_EQ(0, lab_sysfs_write(P2PT_RDMA_REMOVE, "memory"));
 	pthread_join(thr, NULL);
 	EXPECT_EQ(0, lab_sysfs_write(P2PT_RDMA_PARAM_DELAY, "0"));
 	EXPECT_EQ(-ENODEV, x.ret) TH_LOG("an export that met the removal: %s",
