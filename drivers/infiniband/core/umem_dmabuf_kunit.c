@@ -276,11 +276,16 @@ static void umem_cpu_move_notify_waits(struct kunit *test)
 	ib_umem_release(&umem->umem);
 }
 
-/* The dynamic exporter's ranges: one page each, at these backing pages. */
-static void umem_test_set_pages(struct kunit *test, const unsigned int *page,
-				unsigned int n)
+/*
+ * A CPU umem of the whole dynamic exporter's ranges, set to one page each
+ * at these backing pages (the exporter set up).
+ */
+static struct ib_umem_dmabuf *umem_test_get_pages(struct kunit *test,
+						  const unsigned int *page,
+						  unsigned int n)
 {
 	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf *umem;
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
@@ -289,6 +294,10 @@ static void umem_test_set_pages(struct kunit *test, const unsigned int *page,
 		t->exp.ranges[i].len = PAGE_SIZE;
 	}
 	t->exp.nr_ranges = n;
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, n * PAGE_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	return umem;
 }
 
 /*
@@ -306,10 +315,7 @@ static void umem_cpu_repeated_ranges(struct kunit *test)
 	size_t len;
 
 	umem_test_setup(test, &umem_test_dynamic_ops);
-	umem_test_set_pages(test, page, ARRAY_SIZE(page));
-	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, UMEM_TEST_SIZE, t->fd,
-				      IB_ACCESS_LOCAL_WRITE);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	umem = umem_test_get_pages(test, page, ARRAY_SIZE(page));
 
 	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
 	for (i = 0; i < ARRAY_SIZE(page); i++) {
@@ -346,10 +352,7 @@ static void umem_cpu_maps_only_ranges(struct kunit *test)
 	struct iosys_map map;
 
 	umem_test_setup(test, &umem_test_dynamic_ops);
-	umem_test_set_pages(test, apart, ARRAY_SIZE(apart));
-	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, ARRAY_SIZE(apart) * PAGE_SIZE,
-				      t->fd, IB_ACCESS_LOCAL_WRITE);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	umem = umem_test_get_pages(test, apart, ARRAY_SIZE(apart));
 	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
 	cpu = umem->cpu_map;
 	KUNIT_EXPECT_EQ(test, cpu->nr_maps, 2);
@@ -368,10 +371,7 @@ static void umem_cpu_maps_only_ranges(struct kunit *test)
 	ib_umem_release(&umem->umem);
 
 	/* Pages repeated, not next to each other: still one mapping each. */
-	umem_test_set_pages(test, again, ARRAY_SIZE(again));
-	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, ARRAY_SIZE(again) * PAGE_SIZE,
-				      t->fd, IB_ACCESS_LOCAL_WRITE);
-	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	umem = umem_test_get_pages(test, again, ARRAY_SIZE(again));
 	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
 	cpu = umem->cpu_map;
 	KUNIT_EXPECT_EQ(test, cpu->nr_maps, 2);

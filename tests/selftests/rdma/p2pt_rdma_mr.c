@@ -484,7 +484,7 @@ static void dma_loop_stop(struct dma_loop *d, pthread_t thr)
  * MR's kind says, nothing else; the counts add up. KASAN, lockdep and
  * kmemleak watch.
  */
-TEST_F_TIMEOUT(mr, dma_races_revokes, 600)
+TEST_F_TIMEOUT(mr, dma_races_revokes, 300)
 {
 	struct dma_loop d = { .self = self, .refused_err = variant->pinned ? -EACCES : -ENODEV };
 	unsigned int inval, faults, i;
