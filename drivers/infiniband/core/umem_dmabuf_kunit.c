@@ -382,6 +382,44 @@ static void umem_cpu_maps_only_ranges(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
 }
 
+/*
+ * Ranges a careless exporter could give: an empty one between two pages
+ * is no piece and maps nothing; one that runs into the last page of the
+ * physical address space, whose end cannot be page-aligned up, is
+ * refused.
+ */
+static void umem_cpu_odd_ranges(struct kunit *test)
+{
+	struct umem_test *t = test->priv;
+	struct ib_umem_dmabuf_cpu *cpu;
+	struct ib_umem_dmabuf *umem;
+
+	umem_test_setup(test, &umem_test_dynamic_ops);
+	t->exp.ranges[0].paddr = virt_to_phys(t->exp.backing + 3 * PAGE_SIZE);
+	t->exp.ranges[0].len = PAGE_SIZE;
+	t->exp.ranges[1].paddr = virt_to_phys(t->exp.backing + 2 * PAGE_SIZE + 8);
+	t->exp.ranges[1].len = 0;
+	t->exp.ranges[2].paddr = virt_to_phys(t->exp.backing);
+	t->exp.ranges[2].len = PAGE_SIZE;
+	t->exp.nr_ranges = 3;
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, 2 * PAGE_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(umem));
+	KUNIT_ASSERT_EQ(test, ib_umem_dmabuf_cpu_begin(umem), 0);
+	cpu = umem->cpu_map;
+	KUNIT_EXPECT_EQ(test, cpu->nr_pieces, 2);
+	KUNIT_EXPECT_EQ(test, cpu->nr_maps, 2);
+	ib_umem_dmabuf_cpu_end(umem);
+	ib_umem_release(&umem->umem);
+
+	t->exp.ranges[0].paddr = ALIGN_DOWN(PHYS_ADDR_MAX, PAGE_SIZE);
+	t->exp.nr_ranges = 1;
+	umem = ib_umem_dmabuf_get_cpu(t->ibdev, 0, PAGE_SIZE, t->fd,
+				      IB_ACCESS_LOCAL_WRITE);
+	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(umem), -EINVAL);
+	KUNIT_EXPECT_EQ(test, t->exp.users, 0);
+}
+
 /* A revoked buffer: accesses fail with the exporter's error, then work. */
 static void umem_cpu_revoked(struct kunit *test)
 {
@@ -468,6 +506,7 @@ static struct kunit_case umem_dmabuf_cpu_cases[] = {
 	KUNIT_CASE(umem_cpu_access_at_offset),
 	KUNIT_CASE(umem_cpu_repeated_ranges),
 	KUNIT_CASE(umem_cpu_maps_only_ranges),
+	KUNIT_CASE(umem_cpu_odd_ranges),
 	KUNIT_CASE(umem_cpu_move_notify_waits),
 	KUNIT_CASE(umem_cpu_revoked),
 	KUNIT_CASE(umem_cpu_static_exporter),
