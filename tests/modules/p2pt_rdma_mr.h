@@ -5,6 +5,8 @@
 
 #include <rdma/ib_verbs.h>
 
+struct dentry;
+
 struct p2pt_rdma_pd {
 	struct ib_pd ibpd;
 };
