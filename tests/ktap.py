@@ -8,8 +8,11 @@ results/*.tap (KTAP or TAP from KUnit and kselftests, with a .rc file holding
 each program's exit status) and results/kmemleak.txt. Leaf test results are
 counted; a program that exits non-zero, or announces a plan it does not
 finish, counts as a failure. The guest console log is searched for kernel
-reports (WARN, BUG, KASAN, lockdep, RCU stalls, hung tasks, kmemleak), each
-of which fails the run. Prints every failure, then one closing line
+reports (WARN, BUG, KASAN, lockdep, RCU stalls, hung tasks, kmemleak, IOMMU
+faults), each of which fails the run. An IOMMU fault is expected, and not
+a report, from the start of a program whose settings file says
+"<name>.iommu_faults=expected" until the next program starts (tests/guest-run
+marks each start in the kernel log). Prints every failure, then one closing line
 "N passed, N failed, N skipped". Exit status 1 if anything failed or no
 test ran.
 """
@@ -49,6 +52,11 @@ REPORTS = [
     r'kmemleak: Kernel memory leak detector disabled',
 ]
 REPORT_RE = re.compile('|'.join('(?:%s)' % r for r in REPORTS))
+# IOMMU faults: a device's DMA to an IOVA that maps nothing (intel-iommu).
+IOMMU_FAULT = re.compile(r'DMAR: \[DMA (Read|Write)|DMAR: DRHD: handling fault')
+# tests/guest-run's mark of the program that starts.
+PROGRAM_START = re.compile(r'guest-run: start (\S+)')
+SELFTESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'selftests')
 # Lines matching REPORT_RE that are not reports.
 BENIGN = re.compile(r'KASAN (init|enabled)|kasan: KernelAddressSanitizer initialized|'
                     r'Kernel command line:|kunit')
@@ -109,11 +117,38 @@ def parse_tap(path):
     return results, incomplete
 
 
-def log_reports(path):
+def expected_iommu_faults(selftests=SELFTESTS):
+    """The programs (<area>/<name>) that cause IOMMU faults on purpose."""
+    progs = set()
+    if not os.path.isdir(selftests):
+        return progs
+    for area in sorted(os.listdir(selftests)):
+        settings = os.path.join(selftests, area, 'settings')
+        if not os.path.exists(settings):
+            continue
+        for line in open(settings):
+            m = re.match(r'\s*([\w-]+)\.iommu_faults\s*=\s*expected\s*$', line)
+            if m:
+                progs.add('%s/%s' % (area, m.group(1)))
+    return progs
+
+
+def log_reports(path, faults_ok=None):
     out = []
     if not os.path.exists(path):
         return out
+    if faults_ok is None:
+        faults_ok = expected_iommu_faults()
+    program = None
     for line in open(path, errors='replace'):
+        m = PROGRAM_START.search(line)
+        if m:
+            program = m.group(1)
+            continue
+        if IOMMU_FAULT.search(line):
+            if program not in faults_ok:
+                out.append('%s  (IOMMU fault, program %s)' % (line.rstrip(), program))
+            continue
         if REPORT_RE.search(line) and not BENIGN.search(line):
             out.append(line.rstrip())
     return out

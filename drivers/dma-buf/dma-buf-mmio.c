@@ -274,8 +274,11 @@ EXPORT_SYMBOL_NS_GPL(dma_buf_mmio_revoke, DMA_BUF);
  * dma_buf_mmio_restore - let importers map a revoked buffer again
  * @mmio: the exported buffer
  *
- * Tells nobody: importers map again on their next access. Restoring a
- * buffer that is not revoked does nothing.
+ * Tells the importers with move_notify, as the dma-buf core has no other
+ * call: those that map ahead of use (an IOMMU page table) map again from
+ * it, those that map on access (ODP-style MRs) see nothing mapped to drop
+ * and map on their next access. Restoring a buffer that is not revoked
+ * does nothing.
  *
  * Context: process context. Takes the reservation lock. Calls for one
  * buffer must be serialized by the owner.
@@ -290,6 +293,7 @@ void dma_buf_mmio_restore(struct dma_buf_mmio *mmio)
 		kref_init(&mmio->users);
 		reinit_completion(&mmio->users_done);
 		WRITE_ONCE(mmio->revoked, false);
+		dma_buf_move_notify(dmabuf);
 	}
 	dma_resv_unlock(dmabuf->resv);
 }

@@ -122,6 +122,24 @@ def main():
                        per_run)
         checks.append(('one line of counts per boot, with its time',
                        per_run == [('amd', 612, 1, 0, 0), ('b', None, 2, 1, 0)], repr(per_run)))
+        fault = ('[   40.1] DMAR: DRHD: handling fault status reg 2\n'
+                 '[   40.2] DMAR: [DMA Write NO_PASID] Request device [05:00.0] '
+                 'fault addr 0x40000000 [fault reason 0x05] PTE Write access is not set\n')
+        start = '[   39.0] guest-run: start %s\n'
+        sel = os.path.join(root, 'selftests')
+        os.makedirs(os.path.join(sel, 'io'))
+        with open(os.path.join(sel, 'io', 'settings'), 'w') as f:
+            f.write('timeout=60\nfaulty.iommu_faults=expected\n')
+        ok = ktap.expected_iommu_faults(sel)
+        checks.append(('settings name the programs that fault on purpose',
+                       ok == {'io/faulty'}, repr(ok)))
+        with open(os.path.join(root, 'f.log'), 'w') as f:
+            f.write(CLEAN_LOG + start % 'io/faulty' + fault + start % 'io/next' + fault)
+        got = ktap.log_reports(os.path.join(root, 'f.log'), ok)
+        checks.append(('IOMMU faults fail the run except after an expecting program',
+                       len(got) == 2 and all('io/next' in g for g in got), repr(got)))
+        check('an IOMMU fault before any program fails the run',
+              [make_run(root, 'fa', {'x': 'ok 1 a\n'}, log=CLEAN_LOG + fault)], (1, 1, 0))
         check('kmemleak report fails the run',
               [make_run(root, 'm', {'x': 'ok 1 a\n'}, log=CLEAN_LOG,
                         leak='unreferenced object 0xffff888 (size 64):\n')], (1, 1, 0))

@@ -263,6 +263,28 @@ struct p2pt_p2pmem {
 	__u64 offset;
 };
 
+/*
+ * P2PT_IOC_IOMMUFD_ACCESS: what an emulated device (a VFIO mdev) does
+ * through iommufd_access: attach to IOAS @ioas_id of iommufd @iommufd, and
+ * pin the pages of (@op P2PT_ACCESS_PIN, iommufd_access_pin_pages()) or
+ * read (P2PT_ACCESS_READ, iommufd_access_rw()) @len bytes at @iova, copying
+ * them to @user_ptr. For PIN @iova is page aligned and @len at most a
+ * page; the pages are unpinned before the ioctl returns. Errors: EINVAL
+ * bad @op, @len or @pad; EFAULT; what the iommufd calls return.
+ */
+struct p2pt_iommufd_access {
+	__s32 iommufd;
+	__u32 ioas_id;
+	__u64 iova;
+	__u64 len;
+	__u64 user_ptr;
+	__u32 op;
+	__u32 pad;
+};
+
+#define P2PT_ACCESS_PIN		0
+#define P2PT_ACCESS_READ	1
+
 #define P2PT_IOC_MAGIC		0xd7
 #define P2PT_IOC_EXPORT		_IOWR(P2PT_IOC_MAGIC, 0, struct p2pt_export)
 #define P2PT_IOC_REVOKE		_IOW(P2PT_IOC_MAGIC, 1, struct p2pt_revoke)
@@ -279,5 +301,6 @@ struct p2pt_p2pmem {
 #define P2PT_IOC_DMA_MASK	_IOW(P2PT_IOC_MAGIC, 12, struct p2pt_dma_mask)
 #define P2PT_IOC_P2PMEM		_IOW(P2PT_IOC_MAGIC, 13, struct p2pt_p2pmem)
 #define P2PT_IOC_VMAP_UNATTACHED _IOW(P2PT_IOC_MAGIC, 14, struct p2pt_fd)
+#define P2PT_IOC_IOMMUFD_ACCESS	_IOW(P2PT_IOC_MAGIC, 15, struct p2pt_iommufd_access)
 
 #endif /* _P2P_DMABUF_TEST_H */

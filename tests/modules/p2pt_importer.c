@@ -218,11 +218,16 @@ void p2pt_import_drop_locked(struct p2pt_imported *im)
 static void p2pt_move_notify(struct dma_buf_attachment *attach)
 {
 	struct p2pt_imported *im = attach->importer_priv;
+	bool holds = im->sgt || im->cpu || im->pinned;
 
 	im->move_notify_count++;
 	if (im->fence && !im->dying)
 		schedule_delayed_work(&im->signal, im->delay);
-	if ((im->flags & P2PT_IMPORT_F_DEFER) && !im->dying) {
+	/*
+	 * Holding nothing (told of a restore, after the revoke took it all),
+	 * there is nothing to give back late: the next map may come at once.
+	 */
+	if ((im->flags & P2PT_IMPORT_F_DEFER) && !im->dying && holds) {
 		/* New transfers stop now: DMA and CPU copies check this. */
 		im->giveback_pending = true;
 		schedule_delayed_work(&im->giveback, im->delay);

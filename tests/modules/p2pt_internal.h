@@ -142,6 +142,9 @@ int p2pt_ioctl_revoke(void __user *uarg, bool revoke);
 int p2pt_ioctl_p2pmem(void __user *uarg);
 struct p2pt_buf *p2pt_buf_of(struct dma_buf *dmabuf);
 
+/* p2pt_iommufd.c: an emulated device's access to an IOAS */
+int p2pt_ioctl_iommufd_access(void __user *uarg);
+
 /* p2pt_importer.c */
 extern struct pci_driver p2pt_importer_driver;
 int p2pt_ioctl_import(struct p2pt_file *pf, void __user *uarg);

@@ -92,6 +92,8 @@ static long p2pt_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return p2pt_ioctl_dma_mask(uarg);
 	case P2PT_IOC_P2PMEM:
 		return p2pt_ioctl_p2pmem(uarg);
+	case P2PT_IOC_IOMMUFD_ACCESS:
+		return p2pt_ioctl_iommufd_access(uarg);
 	}
 
 	mutex_lock(&pf->lock);
@@ -195,3 +197,4 @@ module_exit(p2pt_exit);
 MODULE_DESCRIPTION("Test exporter and importer of PCI P2P dma-bufs (QEMU lab)");
 MODULE_LICENSE("GPL");
 MODULE_IMPORT_NS(DMA_BUF);
+MODULE_IMPORT_NS(IOMMUFD);

@@ -359,8 +359,9 @@ int vfio_pci_core_feature_dma_buf(struct vfio_pci_core_device *vdev, u32 flags,
  * @revoked: true to revoke, false to let importers map again
  *
  * A revoke returns when no importer can reach the device's memory through
- * any of its dma-bufs. Giving access back tells nobody: importers map again
- * on their next access.
+ * any of its dma-bufs. Giving access back notifies the importers again:
+ * those that map ahead of use (iommufd) map again at once, the others on
+ * their next access.
  */
 void vfio_pci_dma_buf_move(struct vfio_pci_core_device *vdev, bool revoked)
 {

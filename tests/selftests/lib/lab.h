@@ -206,15 +206,16 @@ fail:
 
 /*
  * Open @bdf through its VFIO device cdev (/dev/vfio/devices/vfioN, found in
- * the device's sysfs vfio-dev directory), bound to a new iommufd and
- * attached to a new IOAS of it; 0 or -errno. Linux 6.12 makes no cdev for
- * no-IOMMU devices (lab/run --iommu off): -ENOENT there.
+ * the device's sysfs vfio-dev directory), bind it to @iommufd and attach
+ * it to IOAS or HWPT @pt_id; 0 or -errno. @iommufd stays the caller's
+ * (v->iommufd is -1). Linux 6.12 makes no cdev for no-IOMMU devices
+ * (lab/run --iommu off): -ENOENT there.
  */
-static inline int lab_vfio_open_cdev(struct lab_vfio *v, const char *bdf)
+static inline int lab_vfio_open_cdev_in(struct lab_vfio *v, const char *bdf,
+					int iommufd, uint32_t pt_id)
 {
 	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
 	struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
-	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
 	char path[PATH_MAX], name[64] = "";
 	struct dirent *d;
 	DIR *dir;
@@ -235,15 +236,10 @@ static inline int lab_vfio_open_cdev(struct lab_vfio *v, const char *bdf)
 	v->device = open(path, O_RDWR | O_CLOEXEC);
 	if (v->device < 0)
 		goto fail;
-	v->iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-	if (v->iommufd < 0)
-		goto fail;
-	bind.iommufd = v->iommufd;
+	bind.iommufd = iommufd;
 	if (ioctl(v->device, VFIO_DEVICE_BIND_IOMMUFD, &bind))
 		goto fail;
-	if (ioctl(v->iommufd, IOMMU_IOAS_ALLOC, &ioas))
-		goto fail;
-	attach.pt_id = ioas.out_ioas_id;
+	attach.pt_id = pt_id;
 	if (ioctl(v->device, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
 		goto fail;
 	return 0;
@@ -251,6 +247,36 @@ fail:
 	err = -errno;
 	lab_vfio_close(v);
 	return err;
+}
+
+/* A new IOAS of @iommufd: its id, or -errno. */
+static inline int64_t lab_ioas_alloc(int iommufd)
+{
+	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
+
+	return ioctl(iommufd, IOMMU_IOAS_ALLOC, &ioas) ? -errno : ioas.out_ioas_id;
+}
+
+/*
+ * Open @bdf through its VFIO device cdev, bound to a new iommufd (which
+ * v->iommufd owns) and attached to a new IOAS of it; 0 or -errno.
+ */
+static inline int lab_vfio_open_cdev(struct lab_vfio *v, const char *bdf)
+{
+	int64_t ioas;
+	int fd, err;
+
+	fd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ioas = lab_ioas_alloc(fd);
+	err = ioas < 0 ? ioas : lab_vfio_open_cdev_in(v, bdf, fd, ioas);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	v->iommufd = fd;
+	return 0;
 }
 
 /* Open @bdf through the device cdev (@cdev) or its group; 0 or -errno. */
@@ -600,6 +626,49 @@ static inline bool lab_iommu_present(void)
 			found = true;
 	closedir(dir);
 	return found;
+}
+
+/*
+ * The kernel log from now on: /dev/kmsg, non-blocking, positioned after
+ * the last record; the fd or -errno.
+ */
+static inline int lab_kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/*
+ * Wait up to @secs seconds for a record of the kernel log read from @fd
+ * (lab_kmsg_open()) that contains @needle; true if one came.
+ */
+static inline bool lab_kmsg_wait(int fd, const char *needle, int secs)
+{
+	struct timespec t0, t;
+	char rec[1024];
+	ssize_t n;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n > 0) {
+			rec[n] = '\0';
+			if (strstr(rec, needle))
+				return true;
+			continue;
+		}
+		/* EPIPE: records were overwritten before we read them */
+		if (n < 0 && errno != EAGAIN && errno != EPIPE)
+			return false;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec >= secs)
+			return false;
+		usleep(20000);
+	}
 }
 
 /*

@@ -139,6 +139,17 @@ static inline void vdb_check_cpu_from_peer(struct __test_metadata *_metadata,
 /* --- revoke states ----------------------------------------------------- */
 
 /*
+ * The move_notify calls an import of a VFIO dma-buf has had after @revokes
+ * revokes, the last one lifted again (@restored) or not: each revoke and
+ * each restore notifies every importer once (a restore lets the importers
+ * that map ahead of use, like iommufd, map again).
+ */
+static inline unsigned int vdb_notified(unsigned int revokes, bool restored)
+{
+	return revokes ? 2 * revokes - !restored : 0;
+}
+
+/*
  * Import @h of a VFIO dma-buf has status @flags and @notified move_notify
  * calls (the exporter counters are the module's own exporter's only: 0).
  */

@@ -4,8 +4,9 @@
  * VFIO_DEVICE_RESET, closing the device) against importers that map,
  * vmap, move bytes, and against threads that create, import, release and
  * close dma-bufs. Bounded loops; every step either works or fails with
- * ENODEV (revoked), each revoke is one move_notify for an importer that
- * watches, and at the end nothing is mapped and nothing hangs.
+ * ENODEV (revoked), each revoke and each restore is one move_notify for an
+ * importer that watches, and at the end nothing is mapped and nothing
+ * hangs.
  */
 #include <pthread.h>
 #include "kselftest_harness.h"
@@ -182,14 +183,17 @@ static void user_report(struct __test_metadata *_metadata, struct user *u, const
 	EXPECT_LT(0, u->ok);
 }
 
-/* At the end: the watcher counted every revoke, nothing is left mapped. */
+/*
+ * At the end: the watcher counted every revoke and restore, nothing is
+ * left mapped.
+ */
 static void check_end(struct __test_metadata *_metadata, FIXTURE_DATA(races) *self,
 		      unsigned int revokes)
 {
 	struct vdb_lab *l = &self->l;
 	int h;
 
-	vdb_check_status(_metadata, l, self->obs, 0, revokes);
+	vdb_check_status(_metadata, l, self->obs, 0, vdb_notified(revokes, true));
 	h = p2pt_import(l->lab.dev, l->imp, self->fd, P2PT_IMPORT_DYNAMIC, 0);
 	ASSERT_LT(0, h) TH_LOG("import at the end: %s", strerror(-h));
 	vdb_check_works(_metadata, l, h, &self->r, 1);
@@ -221,7 +225,7 @@ TEST_F_TIMEOUT(races, toggle_vs_map, 300)
 	pthread_join(thread, NULL);
 	TH_LOG("%d memory off/on cycles", i);
 	user_report(_metadata, &u, "importer");
-	vdb_check_status(_metadata, l, u.handle, 0, i);
+	vdb_check_status(_metadata, l, u.handle, 0, vdb_notified(i, true));
 	check_end(_metadata, self, i);
 }
 
@@ -250,7 +254,7 @@ TEST_F_TIMEOUT(races, reset_vs_map, 300)
 	TH_LOG("%d resets in %.1f s", i, vdb_elapsed(&t0));
 	user_report(_metadata, &u, "importer");
 	/* The pin went with the last revoke or stayed with the last map. */
-	vdb_check_status(_metadata, l, self->obs, 0, i);
+	vdb_check_status(_metadata, l, self->obs, 0, vdb_notified(i, true));
 	check_end(_metadata, self, i);
 }
 

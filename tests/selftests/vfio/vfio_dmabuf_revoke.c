@@ -6,10 +6,10 @@
  * Permanent when the VFIO device is closed or vfio-pci unbound, with the
  * dma-buf fds still open.
  *
- * Each revoke tells every importer once (move_notify), and when the call
- * that revoked returns nothing is mapped or vmapped; while revoked, map,
- * vmap and import fail with ENODEV; afterwards the importers map again and
- * bytes move (DMA where it reaches the BAR, the CPU through a vmap in
+ * Each revoke and each restore tells every importer once (move_notify),
+ * and when the call that revoked returns nothing is mapped or vmapped;
+ * while revoked, map, vmap and import fail with ENODEV; afterwards the
+ * importers map again and bytes move (DMA where it reaches the BAR, the CPU through a vmap in
  * every boot, checked in the host file behind ivshmem BAR 2).
  *
  * ivshmem (no capabilities; reset by its switch port's secondary bus reset)
@@ -125,10 +125,14 @@ FIXTURE_TEARDOWN(revoke)
 	vdb_lab_restore(&self->l);
 }
 
-/* Map h and hp (where the route allows), vmap h; checks the state. */
+/*
+ * Map h and hp (where the route allows), vmap h, after @revokes revokes
+ * (each lifted again); checks the state.
+ */
 static void arm(struct __test_metadata *_metadata, FIXTURE_DATA(revoke) *self,
-		unsigned int notified)
+		unsigned int revokes)
 {
+	unsigned int notified = vdb_notified(revokes, true);
 	struct vdb_lab *l = &self->l;
 	unsigned int mapped = l->can_map ? P2PT_STATUS_MAPPED : 0;
 	struct p2pt_map m;
@@ -151,17 +155,19 @@ static void arm(struct __test_metadata *_metadata, FIXTURE_DATA(revoke) *self,
 }
 
 /*
- * Revoked: every import told @n times in all, holds nothing, cannot map;
- * the dma-buf (if its fd is still open) cannot be imported.
+ * Revoked for the @n-th time: every import told of each revoke and of each
+ * restore before it, holds nothing, cannot map; the dma-buf (if its fd is
+ * still open) cannot be imported.
  */
 static void check_revoked(struct __test_metadata *_metadata, FIXTURE_DATA(revoke) *self,
 			  unsigned int n)
 {
+	unsigned int notified = vdb_notified(n, false);
 	struct vdb_lab *l = &self->l;
 
-	vdb_check_revoked(_metadata, l, self->h, n);
-	vdb_check_revoked(_metadata, l, self->hp, n);
-	vdb_check_revoked(_metadata, l, self->obs, n);
+	vdb_check_revoked(_metadata, l, self->h, notified);
+	vdb_check_revoked(_metadata, l, self->hp, notified);
+	vdb_check_revoked(_metadata, l, self->obs, notified);
 	if (self->fd < 0)
 		return;			/* the test closed the dma-buf's fd */
 	EXPECT_EQ(-ENODEV, p2pt_import(l->lab.dev, l->imp, self->fd, P2PT_IMPORT_DYNAMIC, 0));
@@ -170,23 +176,26 @@ static void check_revoked(struct __test_metadata *_metadata, FIXTURE_DATA(revoke
 }
 
 /*
- * Usable again after @n revokes: no further notification, nothing mapped
- * (the revoke dropped the mappings and the pin), and everything works.
+ * Usable again after @n revokes: told of the restore, nothing mapped (the
+ * revoke dropped the mappings and the pin, and these importers map on
+ * access), and everything works.
  */
 static void check_restored(struct __test_metadata *_metadata, FIXTURE_DATA(revoke) *self,
 			   unsigned int n)
 {
+	unsigned int notified = vdb_notified(n, true);
 	struct vdb_lab *l = &self->l;
 	struct p2pt_map m;
 	int h;
 
-	vdb_check_status(_metadata, l, self->h, 0, n);
-	vdb_check_status(_metadata, l, self->hp, 0, n);
-	vdb_check_status(_metadata, l, self->obs, 0, n);
+	vdb_check_status(_metadata, l, self->h, 0, notified);
+	vdb_check_status(_metadata, l, self->hp, 0, notified);
+	vdb_check_status(_metadata, l, self->obs, 0, notified);
 	vdb_check_works(_metadata, l, self->h, &self->r, 1);
 	if (l->can_map) {
 		ASSERT_EQ(0, p2pt_map(l->lab.dev, self->hp, P2PT_DIR_TO_DEVICE, &m));
-		vdb_check_status(_metadata, l, self->hp, P2PT_STATUS_PINNED | P2PT_STATUS_MAPPED, n);
+		vdb_check_status(_metadata, l, self->hp, P2PT_STATUS_PINNED | P2PT_STATUS_MAPPED,
+				 notified);
 		ASSERT_EQ(0, p2pt_unmap(l->lab.dev, self->hp));
 	}
 	h = p2pt_import(l->lab.dev, l->imp, self->fd, P2PT_IMPORT_DYNAMIC, 0);
@@ -400,7 +409,7 @@ TEST_F_TIMEOUT(revoke, low_power_wakeup, 180)
 	check_restored(_metadata, self, 1);
 	/* The wake-up ended low power: an exit now changes nothing. */
 	EXPECT_EQ(0, vdb_low_power(&l->v, false));
-	vdb_check_status(_metadata, l, self->h, 0, 1);
+	vdb_check_status(_metadata, l, self->h, 0, vdb_notified(1, true));
 	close(efd);
 	check_clean(_metadata, self);
 }
@@ -666,8 +675,8 @@ static void pm_check_revoked(struct __test_metadata *_metadata,
 {
 	struct vdb_lab *l = &self->l;
 
-	vdb_check_revoked(_metadata, l, self->h, n);
-	vdb_check_revoked(_metadata, l, self->obs, n);
+	vdb_check_revoked(_metadata, l, self->h, vdb_notified(n, false));
+	vdb_check_revoked(_metadata, l, self->obs, vdb_notified(n, false));
 	EXPECT_EQ(-ENODEV, p2pt_import(l->lab.dev, self->imp, self->fd,
 				       P2PT_IMPORT_DYNAMIC, 0));
 }
@@ -704,9 +713,9 @@ TEST_F_TIMEOUT(revoke_pm, d3hot, 180)
 	pm_check_revoked(_metadata, self, 1);
 	ASSERT_EQ(0, lab_vfio_config_write16(&l->v, pm + PCI_PM_CTRL,
 					     pmcsr & ~PCI_PM_CTRL_STATE_MASK));
-	vdb_check_status(_metadata, l, self->h, 0, 1);
+	vdb_check_status(_metadata, l, self->h, 0, vdb_notified(1, true));
 	pm_check_works(_metadata, self, false);
-	vdb_check_status(_metadata, l, self->obs, 0, 1);
+	vdb_check_status(_metadata, l, self->obs, 0, vdb_notified(1, true));
 	pm_check_clean(_metadata, self);
 }
 
@@ -733,8 +742,8 @@ TEST_F_TIMEOUT(revoke_pm, pcie_flr, 180)
 	ASSERT_EQ(0, lab_vfio_config_write16(&l->v, exp + PCI_EXP_DEVCTL,
 					     devctl | PCI_EXP_DEVCTL_BCR_FLR));
 	/* The reset is over when the write returns: usable again. */
-	vdb_check_status(_metadata, l, self->h, 0, 1);
-	vdb_check_status(_metadata, l, self->obs, 0, 1);
+	vdb_check_status(_metadata, l, self->h, 0, vdb_notified(1, true));
+	vdb_check_status(_metadata, l, self->obs, 0, vdb_notified(1, true));
 	pm_check_works(_metadata, self, false);
 	pm_check_clean(_metadata, self);
 }
@@ -773,8 +782,8 @@ TEST_F_TIMEOUT(revoke_pm, af_flr, 180)
 	open_target(_metadata, self, name, bar);
 	pm_check_works(_metadata, self, true);
 	ASSERT_EQ(0, lab_vfio_config(&l->v, true, af + PCI_AF_CTRL, &ctrl, 1));
-	vdb_check_status(_metadata, l, self->h, 0, 1);
-	vdb_check_status(_metadata, l, self->obs, 0, 1);
+	vdb_check_status(_metadata, l, self->h, 0, vdb_notified(1, true));
+	vdb_check_status(_metadata, l, self->obs, 0, vdb_notified(1, true));
 	pm_check_works(_metadata, self, false);
 	pm_check_clean(_metadata, self);
 }
@@ -791,8 +800,8 @@ TEST_F_TIMEOUT(revoke_pm, nvme_device_reset, 180)
 		SKIP(return, "VFIO cannot reset the NVMe");
 	pm_check_works(_metadata, self, true);
 	ASSERT_EQ(0, vdb_device_reset(&l->v));
-	vdb_check_status(_metadata, l, self->h, 0, 1);
-	vdb_check_status(_metadata, l, self->obs, 0, 1);
+	vdb_check_status(_metadata, l, self->h, 0, vdb_notified(1, true));
+	vdb_check_status(_metadata, l, self->obs, 0, vdb_notified(1, true));
 	pm_check_works(_metadata, self, false);
 	pm_check_clean(_metadata, self);
 }
