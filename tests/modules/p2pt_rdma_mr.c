@@ -49,7 +49,7 @@ struct p2pt_rdma_mr {
 	/* Under the dma-buf's reservation lock: */
 	bool enabled;		/* pinned: translation on, as mlx5's mkey */
 	bool revoked;		/* pinned: the revoke callback ran */
-	u32 invalidations;	/* move_notify (dynamic) or revoke (pinned) */
+	u32 invalidations;	/* zaps (dynamic) or the revoke (pinned) */
 	u32 faults;		/* dynamic: maps again after an invalidation */
 };
 
@@ -100,8 +100,11 @@ static void p2pt_rdma_mr_move_notify(struct dma_buf_attachment *attach)
 	struct p2pt_rdma_mr *mr = umem->private;
 
 	dma_resv_assert_held(attach->dmabuf->resv);
-	/* Not an MR yet (registering) or any more (deregistering). */
-	if (!mr)
+	/*
+	 * Not an MR yet (registering) or any more (deregistering), or nothing
+	 * mapped to zap (revoked, or a restore's notify): as mlx5 returns.
+	 */
+	if (!mr || !umem->sgt)
 		return;
 	mr->invalidations++;
 	ib_umem_dmabuf_unmap_pages(umem);

@@ -270,6 +270,19 @@ static void expect_lands(struct __test_metadata *_metadata, FIXTURE_DATA(map_fil
 						    (unsigned long long)iova);
 }
 
+/* edu2's DMA write of @len staged bytes to @iova faults in the IOMMU. */
+static void expect_write_faults(struct __test_metadata *_metadata,
+				FIXTURE_DATA(map_file) *self, uint64_t iova, uint32_t len)
+{
+	char needle[64];
+
+	lseek(self->kmsg, 0, SEEK_END);
+	ASSERT_EQ(0, edu_copy(&self->e, MEM_IOVA, iova, len));
+	snprintf(needle, sizeof(needle), "fault addr 0x%llx", (unsigned long long)(iova & ~0xfffULL));
+	EXPECT_TRUE(lab_kmsg_wait(self->kmsg, needle, FAULT_WAIT_S))
+		TH_LOG("no IOMMU fault reported for IOVA 0x%llx", (unsigned long long)iova);
+}
+
 /*
  * A DMA write to @iova (meant for BAR offset @bar_off) faults in the IOMMU
  * and nothing lands.
@@ -278,16 +291,11 @@ static void expect_faults(struct __test_metadata *_metadata, FIXTURE_DATA(map_fi
 			  uint64_t iova, uint64_t bar_off, uint32_t len)
 {
 	uint8_t want[EDU_DMA_MAX];
-	char needle[64];
 
 	lab_pattern(want, len, bar_off, 0xbad);
 	host_fill(_metadata, self, bar_off, len, GUARD_BYTE);
 	stage(_metadata, self, want, len);
-	lseek(self->kmsg, 0, SEEK_END);
-	ASSERT_EQ(0, edu_copy(&self->e, MEM_IOVA, iova, len));
-	snprintf(needle, sizeof(needle), "fault addr 0x%llx", (unsigned long long)(iova & ~0xfffULL));
-	EXPECT_TRUE(lab_kmsg_wait(self->kmsg, needle, FAULT_WAIT_S))
-		TH_LOG("no IOMMU fault reported for IOVA 0x%llx", (unsigned long long)iova);
+	expect_write_faults(_metadata, self, iova, len);
 	host_expect_fill(_metadata, self, bar_off, len, GUARD_BYTE, "DMA to a revoked IOVA");
 }
 
@@ -319,15 +327,27 @@ TEST(uapi_matches_upstream)
 	EXPECT_EQ(32, offsetof(struct iommu_ioas_map_file, iova));
 }
 
-/* A counter of /proc/vmstat, or -1. */
+/*
+ * A counter of /proc/vmstat, or -1; the CPUs' pending differences folded
+ * into it first (they lag by up to a per-CPU threshold otherwise).
+ */
 static long long vmstat(const char *name)
 {
 	char line[128], key[64];
 	long long val = -1, v;
-	FILE *f = fopen("/proc/vmstat", "re");
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
+	FILE *f;
 
-	if (!f)
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		val = -2;
+	if (fd >= 0)
+		close(fd);
+	f = fopen("/proc/vmstat", "re");
+	if (!f || val == -2) {
+		if (f)
+			fclose(f);
 		return -1;
+	}
 	while (fgets(line, sizeof(line), f))
 		if (sscanf(line, "%63s %lld", key, &v) == 2 && !strcmp(key, name))
 			val = v;
@@ -354,6 +374,8 @@ TEST_F(map_file, memfd_dma)
 	/* The same memfd from its page 3, at another IOVA */
 	acquired = vmstat("nr_foll_pin_acquired");
 	released = vmstat("nr_foll_pin_released");
+	ASSERT_LE(0, acquired);
+	ASSERT_LE(0, released);
 	ASSERT_EQ(0, map_file(self->iommufd, self->ioas, self->memfd, 3 * PAGE, PAGE,
 			      RW | FIXED, &iova));
 	lab_pattern(want, sizeof(want), 0, 2);
@@ -366,6 +388,55 @@ TEST_F(map_file, memfd_dma)
 	released = vmstat("nr_foll_pin_released") - released;
 	EXPECT_LE(1, acquired);
 	EXPECT_EQ(acquired, released) TH_LOG("pins taken and given back by map and unmap");
+}
+
+/*
+ * A memfd's write seals hold against devices as against mmap(): a
+ * write-sealed memfd is mapped for reads only (and a DMA write to it
+ * faults), and F_SEAL_WRITE is refused (EBUSY) while a writable mapping
+ * exists and granted after its unmap, which left no pin behind.
+ */
+TEST_F(map_file, memfd_seals)
+{
+	uint8_t want[EDU_DMA_MAX], got[EDU_DMA_MAX], junk[EDU_DMA_MAX];
+	uint64_t iova = MEM_IOVA + 0x200000;
+	int m = memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int f = memfd_create("future", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	ASSERT_LE(0, m);
+	ASSERT_LE(0, f);
+	ASSERT_EQ(0, ftruncate(m, 2 * PAGE));
+	ASSERT_EQ(0, ftruncate(f, PAGE));
+	lab_pattern(want, sizeof(want), 0, 20);
+	ASSERT_EQ(sizeof(want), pwrite(m, want, sizeof(want), PAGE));
+
+	ASSERT_EQ(0, map_file(self->iommufd, self->ioas, m, 0, 2 * PAGE, RW | FIXED, &iova));
+	EXPECT_EQ(-1, fcntl(m, F_ADD_SEALS, F_SEAL_WRITE));
+	EXPECT_EQ(EBUSY, errno) TH_LOG("F_SEAL_WRITE under a writable mapping");
+	EXPECT_EQ(2 * PAGE, unmap(self->iommufd, self->ioas, iova, 2 * PAGE));
+	ASSERT_EQ(0, fcntl(m, F_ADD_SEALS, F_SEAL_WRITE))
+		TH_LOG("F_SEAL_WRITE after the unmap: %s", strerror(errno));
+
+	EXPECT_EQ(-EPERM, map_file(self->iommufd, self->ioas, m, 0, 2 * PAGE, RW | FIXED,
+				   &iova));
+	ASSERT_EQ(0, map_file(self->iommufd, self->ioas, m, 0, 2 * PAGE,
+			      IOMMU_IOAS_MAP_READABLE | FIXED, &iova));
+	ASSERT_EQ(0, edu_copy(&self->e, iova + PAGE, MEM_IOVA + PAGE, sizeof(want)));
+	ASSERT_EQ(sizeof(got), pread(self->memfd, got, sizeof(got), PAGE));
+	EXPECT_EQ(0, memcmp(want, got, sizeof(want))) TH_LOG("DMA read of the sealed memfd");
+	lab_pattern(junk, sizeof(junk), 0, 21);
+	stage(_metadata, self, junk, sizeof(junk));
+	expect_write_faults(_metadata, self, iova + PAGE, sizeof(junk));
+	ASSERT_EQ(sizeof(got), pread(m, got, sizeof(got), PAGE));
+	EXPECT_EQ(0, memcmp(want, got, sizeof(want))) TH_LOG("the sealed memfd changed");
+	EXPECT_EQ(2 * PAGE, unmap(self->iommufd, self->ioas, iova, 2 * PAGE));
+
+	ASSERT_EQ(0, fcntl(f, F_ADD_SEALS, F_SEAL_FUTURE_WRITE));
+	EXPECT_EQ(-EPERM, map_file(self->iommufd, self->ioas, f, 0, PAGE, RW | FIXED, &iova));
+	EXPECT_EQ(0, map_file(self->iommufd, self->ioas, f, 0, PAGE,
+			      IOMMU_IOAS_MAP_READABLE | FIXED, &iova));
+	close(f);
+	close(m);
 }
 
 TEST_F(map_file, one_range)
@@ -585,6 +656,61 @@ TEST_F(map_file, attach_after_map)
 	ASSERT_EQ(0, vdb_memory(&self->ivs, false));
 	ASSERT_EQ(0, attach(&self->e.v, ioas));
 	expect_restored_by_memory_on(_metadata, self, BAR_IOVA + 0x400, r.offset + 0x400, 16);
+out:
+	close(fd);
+}
+
+/* A HWPT of @ioas allocated for device @devid: its id, or -errno. */
+static int64_t hwpt_alloc(int iommufd, uint32_t devid, uint32_t ioas)
+{
+	struct iommu_hwpt_alloc h = { .size = sizeof(h), .dev_id = devid, .pt_id = ioas };
+
+	return ioctl(iommufd, IOMMU_HWPT_ALLOC, &h) ? -errno : h.out_hwpt_id;
+}
+
+static int destroy(int iommufd, uint32_t id)
+{
+	struct iommu_destroy d = { .size = sizeof(d), .id = id };
+
+	return ioctl(iommufd, IOMMU_DESTROY, &d) ? -errno : 0;
+}
+
+/*
+ * Two domains in one IOAS: ivshmem's, and a HWPT allocated after the map
+ * with edu2 attached to it. The new domain gets the buffer, a revoke
+ * unmaps it from both and a restore maps it into both; a HWPT destroyed
+ * while the buffer is revoked, or live, leaves the other domain's mapping
+ * working; the unmap removes it.
+ */
+TEST_F(map_file, two_domains)
+{
+	struct vfio_region_dma_range r = { .offset = 0xc00000, .length = 0x4000 };
+	int fd = export(_metadata, self, &r, 1);
+	uint64_t iova = BAR_IOVA + 0x800, off = r.offset + 0x800;
+	int64_t hwpt;
+
+	if (!map_bar(_metadata, self, self->ioas, fd, 0, r.length, BAR_IOVA))
+		SKIP(goto out, "edu2 has no P2P route to ivshmem here: EREMOTEIO checked");
+	hwpt = hwpt_alloc(self->iommufd, self->e.v.devid, self->ioas);
+	ASSERT_LE(0, hwpt) TH_LOG("IOMMU_HWPT_ALLOC: %s", strerror((int)-hwpt));
+	ASSERT_EQ(0, attach(&self->e.v, hwpt));
+	expect_lands(_metadata, self, iova, off, EDU_DMA_MAX, 30);
+	ASSERT_EQ(0, vdb_memory(&self->ivs, false));
+	expect_restored_by_memory_on(_metadata, self, iova, off, 31);
+
+	/* edu2 back in ivshmem's domain, the HWPT destroyed while revoked */
+	ASSERT_EQ(0, vdb_memory(&self->ivs, false));
+	ASSERT_EQ(0, attach(&self->e.v, self->ioas));
+	ASSERT_EQ(0, destroy(self->iommufd, hwpt));
+	expect_restored_by_memory_on(_metadata, self, iova, off, 32);
+
+	/* One more HWPT, destroyed while the buffer is live */
+	hwpt = hwpt_alloc(self->iommufd, self->e.v.devid, self->ioas);
+	ASSERT_LE(0, hwpt);
+	ASSERT_EQ(0, destroy(self->iommufd, hwpt));
+	expect_lands(_metadata, self, iova, off, EDU_DMA_MAX, 33);
+	EXPECT_EQ(r.length, unmap(self->iommufd, self->ioas, BAR_IOVA, r.length));
+	expect_faults(_metadata, self, iova, off, EDU_DMA_MAX);
 out:
 	close(fd);
 }

@@ -136,6 +136,7 @@ struct lab_vfio {
 	int group;
 	int device;
 	int iommufd;
+	uint32_t devid;		/* cdev: the device's id in its iommufd */
 };
 
 static inline void lab_vfio_close(struct lab_vfio *v)
@@ -239,6 +240,7 @@ static inline int lab_vfio_open_cdev_in(struct lab_vfio *v, const char *bdf,
 	bind.iommufd = iommufd;
 	if (ioctl(v->device, VFIO_DEVICE_BIND_IOMMUFD, &bind))
 		goto fail;
+	v->devid = bind.out_devid;
 	attach.pt_id = pt_id;
 	if (ioctl(v->device, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
 		goto fail;
