@@ -137,6 +137,7 @@ struct lab_vfio {
 	int device;
 	int iommufd;
 	uint32_t devid;		/* cdev: the device's id in its iommufd */
+	uint32_t hwpt;		/* cdev: the HWPT it is attached to */
 };
 
 static inline void lab_vfio_close(struct lab_vfio *v)
@@ -244,6 +245,7 @@ static inline int lab_vfio_open_cdev_in(struct lab_vfio *v, const char *bdf,
 	attach.pt_id = pt_id;
 	if (ioctl(v->device, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
 		goto fail;
+	v->hwpt = attach.pt_id;
 	return 0;
 fail:
 	err = -errno;
