@@ -6,7 +6,8 @@
 
 LAB_IVSHMEM=$LAB_RUN/ivshmem
 LAB_IVSHMEM2=$LAB_RUN/ivshmem2
-export LAB_TOP LAB_RUN LAB_MODE LAB_CPU LAB_IVSHMEM LAB_IVSHMEM2
+LAB_NVME_IMG=$LAB_RUN/nvme.img
+export LAB_TOP LAB_RUN LAB_MODE LAB_CPU LAB_IVSHMEM LAB_IVSHMEM2 LAB_NVME_IMG
 # Variables passed on by lab/run (T, V, LAB_*, TEST_*).
 [ -f "$LAB_RUN/env" ] && . "$LAB_RUN/env"
 [ -f "$LAB_TOP/build/prefix/env" ] && . "$LAB_TOP/build/prefix/env"

@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nvme-offload-target: claim an NVMe controller through VFIO, put its I/O
+ * submission queue in the CMB, export the CMB and the doorbell page as
+ * dma-bufs, register them as RDMA MRs (the completion queue too, as plain
+ * host memory), hand the rkeys to each client that connects, and sleep:
+ * the clients submit I/O themselves (see README.md).
+ *
+ *   nvme-offload-target [-p PORT] [-q QSIZE] [-d IBDEV] [-g GIDX]
+ *                       [-m offload|via-target] [-n] BDF
+ *
+ *   -p  TCP port of the side channel (18515)
+ *   -q  I/O queue entries, 2 to 64 (16)
+ *   -d  RDMA device (the first); -g its GID index (0)
+ *   -m  offload: clients write SQ entries and doorbells (default);
+ *       via-target: clients SEND commands and this process submits them
+ *       (the baseline the offload is measured against)
+ *   -n  no RDMA: set up and export only, for a local DMA engine that
+ *       takes the dma-buf fds from this process (pidfd_getfd())
+ *
+ * Signals: SIGUSR1 resets the controller (VFIO_DEVICE_RESET: an FLR, which
+ * revokes the dma-bufs while it runs), invalidates the old rkeys and
+ * brings the controller up again; SIGHUP turns the device's memory
+ * decoding off (the dma-bufs stay revoked, the MRs and the controller's
+ * state stay) or on again; SIGUSR2 collects asynchronous events (doorbell
+ * misuse); SIGTERM and SIGINT end it. Each step prints one line of
+ * "key=value" words: "ready ...", "reset ...", "memory ...", "event ...",
+ * "stats ...".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include "ctrl.h"
+#include "wire.h"
+
+#define MAX_CLIENTS	8
+#define RECV_DEPTH	16
+
+struct client {
+	int fd;
+	struct ibv_qp *qp;
+};
+
+static struct {
+	struct dbo_ctrl ctrl;
+	enum dbo_mode mode;
+	bool rdma_on;
+	struct dbo_rdma rdma;
+	uint16_t qsize;
+	int cmb_fd, db_fd;
+	uint64_t cmb_len;
+	struct ibv_mr *cmb_mr, *db_mr, *cq_mr, *msg_mr;
+	struct client cl[MAX_CLIENTS];
+	/* via-target: receive slots for commands, one for the completion */
+	struct nvme_sqe cmds[RECV_DEPTH];
+	struct nvme_cqe cqe;
+} t;
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "nvme-offload-target: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+static void dereg_mrs(void)
+{
+	struct ibv_mr **mr[] = { &t.cmb_mr, &t.db_mr, &t.cq_mr };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(mr) / sizeof(mr[0]); i++) {
+		if (*mr[i])
+			ibv_dereg_mr(*mr[i]);
+		*mr[i] = NULL;
+	}
+}
+
+/* The CMB and doorbell dma-bufs and the I/O CQ as MRs: new rkeys each time. */
+static int reg_mrs(void)
+{
+	int rw = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+
+	t.cmb_mr = ibv_reg_dmabuf_mr(t.rdma.pd, 0, t.cmb_len, 0, t.cmb_fd, rw);
+	if (!t.cmb_mr)
+		return -errno;
+	t.db_mr = ibv_reg_dmabuf_mr(t.rdma.pd, 0, DBO_PAGE, 0, t.db_fd,
+				    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	if (!t.db_mr)
+		return -errno;
+	t.cq_mr = ibv_reg_mr(t.rdma.pd, (void *)t.ctrl.io.cq,
+			     t.qsize * sizeof(struct nvme_cqe), IBV_ACCESS_REMOTE_READ);
+	return t.cq_mr ? 0 : -errno;
+}
+
+static void print_ready(void)
+{
+	struct dbo_ctrl *c = &t.ctrl;
+
+	printf("ready pid=%d generation=%u cmb_fd=%d db_fd=%d cq_addr=0x%lx cq_len=%zu "
+	       "cmb_addr=0x%llx cmb_bar=%u cmb_off=0x%x cmb_len=0x%llx sq_off=0x%llx "
+	       "data_off=0x%x data_slot=%u qsize=%u qid=%u sq_db=0x%x cq_db=0x%x "
+	       "lba_size=%u nsze=%llu\n",
+	       getpid(), c->generation, t.cmb_fd, t.db_fd, (unsigned long)c->io.cq,
+	       t.qsize * sizeof(struct nvme_cqe), (unsigned long long)c->cmb_addr,
+	       c->cmb_bar, c->cmb_off, (unsigned long long)t.cmb_len,
+	       (unsigned long long)c->io_sq_off, DBO_DATA_OFF, DBO_DATA_SLOT, t.qsize,
+	       DBO_IO_QID, nvme_sq_db(DBO_IO_QID, c->dstrd) - NVME_REG_DBS,
+	       nvme_cq_db(DBO_IO_QID, c->dstrd) - NVME_REG_DBS, c->lba_size,
+	       (unsigned long long)c->nsze);
+}
+
+static void drop_client(struct client *cl)
+{
+	if (cl->qp)
+		ibv_destroy_qp(cl->qp);
+	if (cl->fd >= 0)
+		close(cl->fd);
+	cl->qp = NULL;
+	cl->fd = -1;
+}
+
+static int post_recv(struct client *cl, unsigned int i)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)&t.cmds[i], .length = sizeof(t.cmds[i]),
+		.lkey = t.msg_mr->lkey,
+	};
+	struct ibv_recv_wr wr = { .wr_id = i, .sg_list = &sge, .num_sge = 1 }, *bad;
+
+	return ibv_post_recv(cl->qp, &wr, &bad) ? -EIO : 0;
+}
+
+/*
+ * via-target: take commands as they arrive, submit each through this
+ * process and SEND its completion back, until the client hangs up.
+ */
+static void serve_via_target(struct client *cl)
+{
+	struct pollfd pfd = { .fd = cl->fd, .events = POLLIN };
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)&t.cqe, .length = sizeof(t.cqe), .lkey = t.msg_mr->lkey,
+	};
+	struct ibv_send_wr wr = {
+		.opcode = IBV_WR_SEND, .sg_list = &sge, .num_sge = 1,
+		.send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE,
+	}, *bad;
+	unsigned long spins = 0;
+	struct ibv_wc wc;
+	int n;
+
+	for (;;) {
+		n = ibv_poll_cq(t.rdma.cq, 1, &wc);
+		if (n < 0 || (n && wc.status != IBV_WC_SUCCESS))
+			return;
+		if (n && wc.opcode == IBV_WC_RECV) {
+			dbo_submit(&t.ctrl, &t.cmds[wc.wr_id], &t.cqe);
+			if (post_recv(cl, wc.wr_id) || ibv_post_send(cl->qp, &wr, &bad))
+				return;
+			continue;
+		}
+		if (n || ++spins % 4096)
+			continue;
+		if (poll(&pfd, 1, 0) != 0)
+			return;	/* hung up (or wrote, which it must not) */
+	}
+}
+
+static void accept_client(int lfd)
+{
+	struct client *cl = NULL;
+	struct dbo_info info = {
+		.magic = DBO_MAGIC, .mode = t.mode, .generation = t.ctrl.generation,
+		.qsize = t.qsize, .qid = DBO_IO_QID, .lba_size = t.ctrl.lba_size,
+		.nsze = t.ctrl.nsze, .cmb_addr = t.ctrl.cmb_addr, .sq_off = t.ctrl.io_sq_off,
+		.data_off = DBO_DATA_OFF, .data_slot = DBO_DATA_SLOT,
+		.sq_db_off = nvme_sq_db(DBO_IO_QID, t.ctrl.dstrd) - NVME_REG_DBS,
+		.cq_db_off = nvme_cq_db(DBO_IO_QID, t.ctrl.dstrd) - NVME_REG_DBS,
+	};
+	struct dbo_peer peer;
+	unsigned int i;
+	int fd;
+
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (i = 0; i < MAX_CLIENTS && !cl; i++)
+		if (t.cl[i].fd < 0)
+			cl = &t.cl[i];
+	if (!cl || !t.cmb_mr) {
+		close(fd);
+		return;
+	}
+	cl->fd = fd;
+	cl->qp = dbo_qp_create(&t.rdma);
+	if (!cl->qp)
+		goto fail;
+	dbo_io_idle_state(&t.ctrl, &info.cq_head, &info.phase);
+	info.sq_tail = info.cq_head;
+	info.qpn = cl->qp->qp_num;
+	memcpy(info.gid, t.rdma.gid.raw, 16);
+	info.cmb = (struct dbo_rbuf){ 0, t.cmb_mr->rkey, t.cmb_len };
+	info.db = (struct dbo_rbuf){ 0, t.db_mr->rkey, DBO_PAGE };
+	info.cq = (struct dbo_rbuf){ (uintptr_t)t.ctrl.io.cq, t.cq_mr->rkey,
+				     t.qsize * sizeof(struct nvme_cqe) };
+	if (dbo_write_full(fd, &info, sizeof(info)) || dbo_read_full(fd, &peer, sizeof(peer)) ||
+	    peer.magic != DBO_MAGIC)
+		goto fail;
+	if (t.mode == DBO_VIA_TARGET)
+		for (i = 0; i < RECV_DEPTH; i++)
+			if (post_recv(cl, i))
+				goto fail;
+	if (dbo_qp_connect(&t.rdma, cl->qp, peer.qpn, peer.gid))
+		goto fail;
+	/* tell the client its QP is ready: one byte */
+	if (dbo_write_full(fd, "", 1))
+		goto fail;
+	if (t.mode == DBO_VIA_TARGET) {
+		serve_via_target(cl);
+		goto fail;
+	}
+	return;
+fail:
+	drop_client(cl);
+}
+
+static void do_reset(void)
+{
+	int err;
+
+	err = dbo_reset(&t.ctrl);
+	/* the reset returned: invalidate what clients of the old queues hold */
+	if (t.rdma_on)
+		dereg_mrs();
+	if (!err)
+		err = dbo_init(&t.ctrl, t.qsize);
+	if (!err && t.rdma_on)
+		err = reg_mrs();
+	printf("reset generation=%u err=%d\n", t.ctrl.generation, err);
+	if (!err)
+		print_ready();
+}
+
+static void do_memory(void)
+{
+	static bool off;
+	int err = dbo_memory(&t.ctrl, off);
+
+	if (!err)
+		off = !off;
+	printf("memory %s err=%d\n", off ? "off" : "on", err);
+}
+
+static void do_events(void)
+{
+	int n = dbo_poll_events(&t.ctrl);
+	unsigned int i;
+
+	printf("events n=%d csts=0x%x\n", n, dbo_csts(&t.ctrl));
+	for (i = 0; n > 0 && i < (unsigned int)n && i < 16; i++)
+		printf("event dw0=0x%x type=%u info=0x%x log=0x%x\n", t.ctrl.events[i],
+		       NVME_AER_TYPE(t.ctrl.events[i]), NVME_AER_INFO(t.ctrl.events[i]),
+		       NVME_AER_LOG(t.ctrl.events[i]));
+}
+
+int main(int argc, char **argv)
+{
+	const char *dev = NULL;
+	int opt, err, sfd, lfd = -1, gidx = 0;
+	unsigned int port = DBO_PORT, i;
+	struct signalfd_siginfo si;
+	sigset_t sigs;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	t.qsize = 16;
+	t.mode = DBO_OFFLOAD;
+	t.rdma_on = true;
+	while ((opt = getopt(argc, argv, "p:q:d:g:m:n")) != -1) {
+		switch (opt) {
+		case 'p': port = atoi(optarg); break;
+		case 'q': t.qsize = atoi(optarg); break;
+		case 'd': dev = optarg; break;
+		case 'g': gidx = atoi(optarg); break;
+		case 'n': t.rdma_on = false; break;
+		case 'm':
+			if (!strcmp(optarg, "offload"))
+				t.mode = DBO_OFFLOAD;
+			else if (!strcmp(optarg, "via-target"))
+				t.mode = DBO_VIA_TARGET;
+			else
+				die("-m takes offload or via-target", EINVAL);
+			break;
+		default:
+			fprintf(stderr, "usage: nvme-offload-target [-p PORT] [-q QSIZE] [-d IBDEV] "
+				"[-g GIDX] [-m offload|via-target] [-n] BDF\n");
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		die("one PCI address (BDF) is needed", EINVAL);
+	for (i = 0; i < MAX_CLIENTS; i++)
+		t.cl[i].fd = -1;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+	err = dbo_open(&t.ctrl, argv[optind]);
+	if (err)
+		die(err == -ENODEV ? "VFIO (with an IOMMU: no-IOMMU mode gives no DMA addresses)" :
+		    "VFIO", err);
+	err = dbo_init(&t.ctrl, t.qsize);
+	if (err)
+		die("controller bring-up", err);
+	t.cmb_len = dbo_cmb_used(t.qsize);
+	t.cmb_fd = dbo_export(&t.ctrl, t.ctrl.cmb_bar, t.ctrl.cmb_off, t.cmb_len);
+	if (t.cmb_fd < 0)
+		die("dma-buf of the CMB", t.cmb_fd);
+	t.db_fd = dbo_export(&t.ctrl, 0, NVME_REG_DBS, DBO_PAGE);
+	if (t.db_fd < 0)
+		die("dma-buf of the doorbells", t.db_fd);
+	if (t.rdma_on) {
+		err = dbo_rdma_open(&t.rdma, dev, gidx);
+		if (err)
+			die("RDMA device", err);
+		t.msg_mr = ibv_reg_mr(t.rdma.pd, t.cmds, sizeof(t.cmds) + sizeof(t.cqe),
+				      IBV_ACCESS_LOCAL_WRITE);
+		err = t.msg_mr ? reg_mrs() : -errno;
+		if (err)
+			die("MR registration", err);
+		lfd = dbo_tcp_listen(port);
+		if (lfd < 0)
+			die("listen", lfd);
+	}
+	print_ready();
+
+	for (;;) {
+		struct pollfd pfd[MAX_CLIENTS + 2] = {
+			{ .fd = sfd, .events = POLLIN }, { .fd = lfd, .events = POLLIN },
+		};
+
+		for (i = 0; i < MAX_CLIENTS; i++)
+			pfd[i + 2] = (struct pollfd){ .fd = t.cl[i].fd, .events = POLLIN };
+		if (poll(pfd, MAX_CLIENTS + 2, -1) < 0)
+			continue;
+		for (i = 0; i < MAX_CLIENTS; i++)
+			if (t.cl[i].fd >= 0 && pfd[i + 2].revents)
+				drop_client(&t.cl[i]);	/* hung up */
+		if (pfd[1].revents & POLLIN)
+			accept_client(lfd);
+		if (!(pfd[0].revents & POLLIN) || read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGUSR1)
+			do_reset();
+		else if (si.ssi_signo == SIGUSR2)
+			do_events();
+		else if (si.ssi_signo == SIGHUP)
+			do_memory();
+		else
+			break;
+	}
+	printf("stats io_submissions=%lu admin_cmds=%lu generation=%u\n",
+	       t.ctrl.io_submissions, t.ctrl.admin_cmds, t.ctrl.generation);
+	for (i = 0; i < MAX_CLIENTS; i++)
+		drop_client(&t.cl[i]);
+	if (t.rdma_on) {
+		dereg_mrs();
+		ibv_dereg_mr(t.msg_mr);
+		dbo_rdma_close(&t.rdma);
+	}
+	close(t.cmb_fd);
+	close(t.db_fd);
+	dbo_close(&t.ctrl);
+	return 0;
+}
