@@ -55,6 +55,7 @@ static struct {
 	struct dbo_info in;
 	uint16_t tail, head;
 	uint8_t phase;
+	const char *failed_op;	/* the operation a failed completion names */
 	/* registered local memory */
 	struct ibv_mr *mr;
 	struct {
@@ -86,31 +87,48 @@ static void fill(uint8_t *p, size_t len, unsigned int seed, uint64_t block, uint
 		w[i] = pattern_word(seed, block + i * 4 / bsize, i % (bsize / 4));
 }
 
-/* Post one RDMA operation on the QP; signalled ones are waited for. */
-static int rdma_op(enum ibv_wr_opcode op, void *local, uint32_t len,
+/*
+ * Wait for the next completion; a failed one names its operation in
+ * c.failed_op (the wr_id of every work request is its name).
+ */
+static int wait_wc(void)
+{
+	struct ibv_wc wc;
+	int st = dbo_wait_wc(c.rdma.cq, &wc, TIMEOUT_MS);
+
+	if (st > 0)
+		c.failed_op = (const char *)(uintptr_t)wc.wr_id;
+	return st;
+}
+
+/*
+ * Post RDMA operation @name on the QP; signalled ones are waited for. An
+ * unsignalled one that fails completes too, before the next signalled one.
+ */
+static int rdma_op(const char *name, enum ibv_wr_opcode op, void *local, uint32_t len,
 		   const struct dbo_rbuf *rb, uint64_t off, bool signal)
 {
 	struct ibv_sge sge = { .addr = (uintptr_t)local, .length = len, .lkey = c.mr->lkey };
 	struct ibv_send_wr wr = {
-		.opcode = op, .sg_list = &sge, .num_sge = 1,
+		.wr_id = (uintptr_t)name, .opcode = op, .sg_list = &sge, .num_sge = 1,
 		.send_flags = signal ? IBV_SEND_SIGNALED : 0,
 		.wr.rdma = { .remote_addr = rb->addr + off, .rkey = rb->rkey },
 	}, *bad;
-	struct ibv_wc wc;
-	int st;
 
 	if (ibv_post_send(c.qp, &wr, &bad))
 		return -EIO;
-	if (!signal)
-		return 0;
-	st = dbo_wait_wc(c.rdma.cq, &wc, TIMEOUT_MS);
-	return st;
+	return signal ? wait_wc() : 0;
 }
 
+/* Destroy the QP and drop what its failure left in the CQ. */
 static void disconnect(void)
 {
+	struct ibv_wc wc;
+
 	if (c.qp)
 		ibv_destroy_qp(c.qp);
+	while (ibv_poll_cq(c.rdma.cq, 1, &wc) > 0)
+		;
 	if (c.fd >= 0)
 		close(c.fd);
 	c.qp = NULL;
@@ -165,19 +183,20 @@ static int offload_cmd(struct nvme_sqe *sqe, struct nvme_cqe *out)
 	int st;
 
 	c.buf->sqe = *sqe;
-	st = rdma_op(IBV_WR_RDMA_WRITE, &c.buf->sqe, sizeof(*sqe), &c.in.cmb,
+	st = rdma_op("sq-entry", IBV_WR_RDMA_WRITE, &c.buf->sqe, sizeof(*sqe), &c.in.cmb,
 		     c.in.sq_off + (uint64_t)c.tail * sizeof(*sqe), false);
 	if (st)
 		return st;
 	c.tail = (c.tail + 1) % c.in.qsize;
 	c.buf->db = c.tail;
 	/* the doorbell last: the SQ entry is in place when it rings */
-	st = rdma_op(IBV_WR_RDMA_WRITE, &c.buf->db, 4, &c.in.db, c.in.sq_db_off, true);
+	st = rdma_op("sq-doorbell", IBV_WR_RDMA_WRITE, &c.buf->db, 4, &c.in.db, c.in.sq_db_off,
+		     true);
 	if (st)
 		return st;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		st = rdma_op(IBV_WR_RDMA_READ, &c.buf->cqe, sizeof(c.buf->cqe), &c.in.cq,
+		st = rdma_op("cq-entry", IBV_WR_RDMA_READ, &c.buf->cqe, sizeof(c.buf->cqe), &c.in.cq,
 			     (uint64_t)c.head * sizeof(struct nvme_cqe), true);
 		if (st)
 			return st;
@@ -193,7 +212,8 @@ static int offload_cmd(struct nvme_sqe *sqe, struct nvme_cqe *out)
 		c.phase ^= 1;
 	}
 	c.buf->db2 = c.head;
-	return rdma_op(IBV_WR_RDMA_WRITE, &c.buf->db2, 4, &c.in.db, c.in.cq_db_off, true);
+	return rdma_op("cq-doorbell", IBV_WR_RDMA_WRITE, &c.buf->db2, 4, &c.in.db,
+		       c.in.cq_db_off, true);
 }
 
 /* Via the target: SEND the SQ entry, receive the completion. */
@@ -202,18 +222,26 @@ static int via_target_cmd(struct nvme_sqe *sqe, struct nvme_cqe *out)
 	struct ibv_sge rsge = {
 		.addr = (uintptr_t)&c.buf->cqe, .length = sizeof(c.buf->cqe), .lkey = c.mr->lkey,
 	};
-	struct ibv_recv_wr rwr = { .sg_list = &rsge, .num_sge = 1 }, *rbad;
-	struct ibv_wc wc;
+	struct ibv_recv_wr rwr = {
+		.wr_id = (uintptr_t)"recv", .sg_list = &rsge, .num_sge = 1,
+	}, *rbad;
+	struct ibv_sge ssge = {
+		.addr = (uintptr_t)&c.buf->sqe, .length = sizeof(*sqe), .lkey = c.mr->lkey,
+	};
+	struct ibv_send_wr swr = {
+		.wr_id = (uintptr_t)"send", .opcode = IBV_WR_SEND, .sg_list = &ssge,
+		.num_sge = 1, .send_flags = IBV_SEND_SIGNALED,
+	}, *sbad;
 	int st, i;
 
 	if (ibv_post_recv(c.qp, &rwr, &rbad))
 		return -EIO;
 	c.buf->sqe = *sqe;
-	if (rdma_op(IBV_WR_SEND, &c.buf->sqe, sizeof(*sqe), &c.in.cmb, 0, false))
+	if (ibv_post_send(c.qp, &swr, &sbad))
 		return -EIO;
 	/* two completions: the SEND's, then the RECV of the answer */
 	for (i = 0; i < 2; i++) {
-		st = dbo_wait_wc(c.rdma.cq, &wc, TIMEOUT_MS);
+		st = wait_wc();
 		if (st)
 			return st;
 	}
@@ -246,7 +274,7 @@ static int io_cmd(uint8_t opcode, uint64_t lba)
 }
 
 /* Command @seq: write its blocks, and read them back with -r. */
-static int one(unsigned int seq, unsigned int seed, const char **stage)
+static int one(unsigned int seq, unsigned int seed)
 {
 	uint32_t nlb = c.in.data_slot / c.in.lba_size;
 	uint64_t lba = c.lba0 + (uint64_t)seq * nlb;
@@ -254,24 +282,23 @@ static int one(unsigned int seq, unsigned int seed, const char **stage)
 	int st;
 
 	fill(c.buf->data, c.in.data_slot, seed, lba, c.in.lba_size);
-	*stage = "payload";
-	st = rdma_op(IBV_WR_RDMA_WRITE, c.buf->data, c.in.data_slot, &c.in.cmb, slot_off(),
+	st = rdma_op("payload", IBV_WR_RDMA_WRITE, c.buf->data, c.in.data_slot, &c.in.cmb, slot_off(),
 		     false);
 	if (st)
 		return st;
-	*stage = "write";
 	st = io_cmd(NVME_CMD_WRITE, lba);
 	if (st || !c.readback)
 		return st;
 	/* spoil the slot the read lands in, read, fetch and compare */
 	off = slot_off();
 	memset(c.buf->check, 0xee, c.in.data_slot);
-	*stage = "read";
-	st = rdma_op(IBV_WR_RDMA_WRITE, c.buf->check, c.in.data_slot, &c.in.cmb, off, false);
+	st = rdma_op("spoil", IBV_WR_RDMA_WRITE, c.buf->check, c.in.data_slot, &c.in.cmb, off,
+		     false);
 	if (!st)
 		st = io_cmd(NVME_CMD_READ, lba);
 	if (!st)
-		st = rdma_op(IBV_WR_RDMA_READ, c.buf->check, c.in.data_slot, &c.in.cmb, off, true);
+		st = rdma_op("read-data", IBV_WR_RDMA_READ, c.buf->check, c.in.data_slot,
+			     &c.in.cmb, off, true);
 	if (st)
 		return st;
 	if (memcmp(c.buf->check, c.buf->data, c.in.data_slot)) {
@@ -307,7 +334,7 @@ static int misuse(void)
 		fprintf(stderr, "nvme-offload-client: -B takes bad-tail or bad-db\n");
 		return -EINVAL;
 	}
-	st = rdma_op(IBV_WR_RDMA_WRITE, &c.buf->db, 4, &c.in.db, off, true);
+	st = rdma_op("misuse", IBV_WR_RDMA_WRITE, &c.buf->db, 4, &c.in.db, off, true);
 	printf("misuse kind=%s value=%u db_off=0x%x wc=%s\n", c.misuse, c.buf->db, off,
 	       wc_name(st));
 	return st;
@@ -317,7 +344,6 @@ int main(int argc, char **argv)
 {
 	unsigned int seq, done = 0, failed = 0, reconnects = 0, seed;
 	struct timespec t0, t1;
-	const char *stage = "connect";
 	int opt, err, st = 0;
 	double secs;
 
@@ -381,7 +407,8 @@ int main(int argc, char **argv)
 	seed = c.seed;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (seq = 0; seq < c.count; seq++) {
-		st = one(seq, seed, &stage);
+		c.failed_op = NULL;
+		st = one(seq, seed);
 		if (!st) {
 			done++;
 			if (c.stream && done == 8)
@@ -389,8 +416,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		failed++;
-		printf("error seq=%u stage=%s status=%s completed=%u\n", seq, stage,
-		       wc_name(st), done);
+		printf("error seq=%u op=%s status=%s completed=%u\n", seq,
+		       c.failed_op ?: st == -ETIMEDOUT ? "cq-entry" : "nvme", wc_name(st), done);
 		if (!c.stream)
 			break;
 		/* the target reset its controller: resume on a new QP */

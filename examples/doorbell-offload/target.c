@@ -148,7 +148,7 @@ static void serve_via_target(struct client *cl)
 	};
 	struct ibv_send_wr wr = {
 		.opcode = IBV_WR_SEND, .sg_list = &sge, .num_sge = 1,
-		.send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE,
+		.send_flags = IBV_SEND_SIGNALED,
 	}, *bad;
 	unsigned long spins = 0;
 	struct ibv_wc wc;
