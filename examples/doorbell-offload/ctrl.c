@@ -300,7 +300,8 @@ int dbo_memory(struct dbo_ctrl *c, bool on)
  * controller uses. Without an IOMMU (no-IOMMU VFIO) user space has no DMA
  * addresses for its memory: -ENODEV.
  *
- * Return: 0 or -errno; on failure, dbo_close() undoes what was done.
+ * Return: 0 or -errno, c->step naming what failed; on failure, dbo_close()
+ * undoes what was done.
  */
 int dbo_open(struct dbo_ctrl *c, const char *bdf)
 {
@@ -309,20 +310,25 @@ int dbo_open(struct dbo_ctrl *c, const char *bdf)
 	memset(c, 0, sizeof(*c));
 	c->device = c->iommufd = c->container = c->group = -1;
 	snprintf(c->bdf, sizeof(c->bdf), "%s", bdf);
+	c->step = "VFIO device cdev and iommufd";
 	err = open_cdev(c);
 	if (err == -ENOENT) {
+		c->step = "VFIO group (no IOMMU: no DMA addresses for user memory)";
 		err = open_group(c);
 		if (err == -ENOENT)
 			err = -ENODEV;
 	}
 	if (err)
 		return err;
+	c->step = "PCI command register";
 	err = enable_device(c);
 	if (err)
 		return err;
+	c->step = "BAR 0 mmap";
 	c->regs = map_bar(c, 0, &c->regs_len);
 	if (!c->regs)
 		return -errno;
+	c->step = "host memory";
 	c->mem_len = MEM_LEN;
 	c->mem = mmap(NULL, c->mem_len, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -330,7 +336,11 @@ int dbo_open(struct dbo_ctrl *c, const char *bdf)
 		c->mem = NULL;
 		return -errno;
 	}
-	return dma_map(c);
+	c->step = "DMA mapping of host memory";
+	err = dma_map(c);
+	if (!err)
+		c->step = NULL;
+	return err;
 }
 
 /* --- the CMB --------------------------------------------------------------- */

@@ -62,6 +62,7 @@ struct dbo_ctrl {
 	/* what this process did: admin commands, I/O SQ doorbells it rang */
 	unsigned long admin_cmds, io_submissions;
 	unsigned int generation;	/* bring-ups (dbo_init) so far */
+	const char *step;	/* what dbo_open() was doing when it failed */
 };
 
 int dbo_open(struct dbo_ctrl *c, const char *bdf);

@@ -317,8 +317,7 @@ int main(int argc, char **argv)
 
 	err = dbo_open(&t.ctrl, argv[optind]);
 	if (err)
-		die(err == -ENODEV ? "VFIO (with an IOMMU: no-IOMMU mode gives no DMA addresses)" :
-		    "VFIO", err);
+		die(t.ctrl.step, err);
 	err = dbo_init(&t.ctrl, t.qsize);
 	if (err)
 		die("controller bring-up", err);

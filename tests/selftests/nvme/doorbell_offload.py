@@ -13,6 +13,7 @@ not run while the client's I/O went on (its context switches), the
 controller's asynchronous events for misuse, and the RDMA completion a
 revoked dma-buf gives (IBV_WC_REM_ACCESS_ERR, "remote access error").
 """
+import ctypes
 import os
 import queue
 import re
@@ -44,12 +45,18 @@ def next_port():
     return _port
 
 
+def _die_with_parent():
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)	# PR_SET_PDEATHSIG
+
+
 class Proc:
-    """A child whose output lines are collected by a thread."""
+    """A child whose output lines are collected by a thread; it gets
+    SIGTERM if this program dies first."""
 
     def __init__(self, argv, stdin=False):
         self.argv = [str(a) for a in argv]
-        self.p = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
+        self.p = subprocess.Popen(self.argv, preexec_fn=_die_with_parent,
+                                  stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True,
                                   stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
         self.lines = queue.Queue()
