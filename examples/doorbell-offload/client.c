@@ -20,6 +20,9 @@
  *   -S  stream: when a command fails (the target was reset), print
  *       "error ...", wait for a line on stdin, connect again and go on from
  *       the failed command with seed SEED + 1
+ *   -X  with -S: before going on, try the failed command once more with the
+ *       old connection's rkeys and queue state on the new QP, and print
+ *       "stale ..." with how that ended (it must fail)
  *   -w  wait for a line on stdin after connecting, before any I/O, and
  *       again after the summary, before hanging up
  *   -B  misuse the doorbell after connecting: a tail beyond the queue
@@ -29,6 +32,7 @@
  * the target, which submits it and SENDs the completion back.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +50,7 @@ static struct {
 	unsigned int port, count, seed;
 	int gidx;
 	uint64_t lba0;
-	bool readback, stream, wait_go;
+	bool readback, stream, wait_go, stale_probe;
 	const char *misuse;
 	/* the connection */
 	struct dbo_rdma rdma;
@@ -161,6 +165,10 @@ static int connect_target(void)
 		err = dbo_read_full(c.fd, &ok, 1);
 	if (err)
 		return err;
+	if (c.in.qsize < 2 || c.in.sq_tail >= c.in.qsize || c.in.cq_head >= c.in.qsize ||
+	    !c.in.lba_size || !c.in.qid || !c.in.data_slot ||
+	    c.in.data_slot > sizeof(c.buf->data) || c.in.data_slot % c.in.lba_size)
+		return -EPROTO;
 	c.tail = c.in.sq_tail;
 	c.head = c.in.cq_head;
 	c.phase = c.in.phase;
@@ -207,6 +215,11 @@ static int offload_cmd(struct nvme_sqe *sqe, struct nvme_cqe *out)
 			return -ETIMEDOUT;
 	}
 	*out = c.buf->cqe;
+	if (out->cid != sqe->cid || out->sqid != c.in.qid) {
+		printf("foreign completion cid=%u sqid=%u (want %u, %u)\n", out->cid, out->sqid,
+		       sqe->cid, c.in.qid);
+		return -EPROTO;
+	}
 	if (++c.head == c.in.qsize) {
 		c.head = 0;
 		c.phase ^= 1;
@@ -343,16 +356,20 @@ static int misuse(void)
 int main(int argc, char **argv)
 {
 	unsigned int seq, done = 0, failed = 0, reconnects = 0, seed;
+	uint16_t old_tail, old_head;
+	struct dbo_info old;
+	uint8_t old_phase;
 	struct timespec t0, t1;
 	int opt, err, st = 0;
 	double secs;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
 	c.port = DBO_PORT;
 	c.count = 1;
 	c.seed = 1;
 	c.fd = -1;
-	while ((opt = getopt(argc, argv, "p:d:g:n:l:s:rSwB:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:d:g:n:l:s:rSXwB:")) != -1) {
 		switch (opt) {
 		case 'p': c.port = atoi(optarg); break;
 		case 'd': c.dev = optarg; break;
@@ -362,11 +379,12 @@ int main(int argc, char **argv)
 		case 's': c.seed = strtoul(optarg, NULL, 0); break;
 		case 'r': c.readback = true; break;
 		case 'S': c.stream = true; break;
+		case 'X': c.stale_probe = true; break;
 		case 'w': c.wait_go = true; break;
 		case 'B': c.misuse = optarg; break;
 		default:
 			fprintf(stderr, "usage: nvme-offload-client [-p PORT] [-d IBDEV] [-g GIDX] "
-				"[-n COUNT] [-l LBA] [-s SEED] [-r] [-S] [-w] "
+				"[-n COUNT] [-l LBA] [-s SEED] [-r] [-S [-X]] [-w] "
 				"[-B bad-tail|bad-db] HOST\n");
 			return 2;
 		}
@@ -392,8 +410,7 @@ int main(int argc, char **argv)
 			strerror(-err));
 		return 1;
 	}
-	if (c.in.data_slot > sizeof(c.buf->data) || c.in.data_slot % c.in.lba_size ||
-	    c.lba0 + (uint64_t)c.count * (c.in.data_slot / c.in.lba_size) > c.in.nsze) {
+	if (c.lba0 + (uint64_t)c.count * (c.in.data_slot / c.in.lba_size) > c.in.nsze) {
 		fprintf(stderr, "nvme-offload-client: blocks beyond the namespace\n");
 		return 1;
 	}
@@ -421,9 +438,27 @@ int main(int argc, char **argv)
 		if (!c.stream)
 			break;
 		/* the target reset its controller: resume on a new QP */
+		old = c.in;
+		old_tail = c.tail;
+		old_head = c.head;
+		old_phase = c.phase;
 		disconnect();
 		wait_line("resume");
 		err = connect_target();
+		if (!err && c.stale_probe) {
+			/* what a client that missed the reset would do */
+			c.in.cmb = old.cmb;
+			c.in.db = old.db;
+			c.in.cq = old.cq;
+			c.tail = old_tail;
+			c.head = old_head;
+			c.phase = old_phase;
+			c.failed_op = NULL;
+			st = one(seq, seed);
+			printf("stale op=%s status=%s\n", c.failed_op ?: "none", wc_name(st));
+			disconnect();
+			err = connect_target();
+		}
 		if (err) {
 			printf("reconnect failed: %s\n", strerror(-err));
 			break;

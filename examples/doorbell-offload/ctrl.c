@@ -65,7 +65,7 @@ static void wr64(struct dbo_ctrl *c, uint32_t off, uint64_t v)
 
 uint32_t dbo_csts(struct dbo_ctrl *c)
 {
-	return rd32(c, NVME_REG_CSTS);
+	return c->memory_off ? 0xffffffff : rd32(c, NVME_REG_CSTS);
 }
 
 static uint64_t now_ms(void)
@@ -79,7 +79,8 @@ static uint64_t now_ms(void)
 /*
  * Wait for CSTS.RDY to become @rdy: CAP.TO bounds it on hardware; an
  * emulated controller on a busy host gets 10 s more. 0, -EIO on a fatal
- * status, -ETIMEDOUT.
+ * status while enabling (disabling is how a fatal controller recovers),
+ * -ETIMEDOUT.
  */
 static int wait_ready(struct dbo_ctrl *c, bool rdy)
 {
@@ -88,7 +89,7 @@ static int wait_ready(struct dbo_ctrl *c, bool rdy)
 
 	do {
 		csts = dbo_csts(c);
-		if (csts == 0xffffffff || (csts & NVME_CSTS_CFS))
+		if (csts == 0xffffffff || (rdy && (csts & NVME_CSTS_CFS)))
 			return -EIO;
 		if (!!(csts & NVME_CSTS_RDY) == rdy)
 			return 0;
@@ -172,7 +173,7 @@ static int open_cdev(struct dbo_ctrl *c)
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", c->bdf);
 	dir = opendir(path);
 	if (!dir)
-		return -errno;
+		return -ENOENT;	/* no cdev (no-IOMMU, or an older kernel) */
 	while ((d = readdir(dir)))
 		if (!strncmp(d->d_name, "vfio", 4))
 			snprintf(name, sizeof(name), "%.60s", d->d_name);
@@ -182,10 +183,10 @@ static int open_cdev(struct dbo_ctrl *c)
 	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", name);
 	c->device = open(path, O_RDWR | O_CLOEXEC);
 	if (c->device < 0)
-		return -errno;
+		return errno == ENOENT ? -ENODEV : -errno;
 	c->iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
 	if (c->iommufd < 0)
-		return -errno;
+		return errno == ENOENT ? -ENODEV : -errno;
 	if (ioctl(c->iommufd, IOMMU_IOAS_ALLOC, &alloc))
 		return -errno;
 	c->ioas = alloc.out_ioas_id;
@@ -287,7 +288,11 @@ static int enable_device(struct dbo_ctrl *c)
  */
 int dbo_memory(struct dbo_ctrl *c, bool on)
 {
-	return command_bits(c, PCI_COMMAND_MEMORY, on);
+	int err = command_bits(c, PCI_COMMAND_MEMORY, on);
+
+	if (!err)
+		c->memory_off = !on;
+	return err;
 }
 
 /**
@@ -369,19 +374,24 @@ static int cmb_enable(struct dbo_ctrl *c)
 	if (c->cmb_bar == 0 || c->cmb_bar > 5 || c->cmb_len < dbo_cmb_used(DBO_MAX_QSIZE))
 		return -EOPNOTSUPP;
 	if (!c->cmb) {
-		c->cmb = map_bar(c, c->cmb_bar, &c->cmb_map_len);
-		if (!c->cmb)
+		volatile uint8_t *p = map_bar(c, c->cmb_bar, &c->cmb_map_len);
+
+		if (!p)
 			return -errno;
-		if (c->cmb_off + c->cmb_len > c->cmb_map_len)
+		if (c->cmb_off + c->cmb_len > c->cmb_map_len) {
+			munmap((void *)p, c->cmb_map_len);
 			return -EINVAL;
-		c->cmb += c->cmb_off;
+		}
+		c->cmb = p + c->cmb_off;
 	}
 	err = bar_bus_addr(c, c->cmb_bar, &bus);
 	if (err)
 		return err;
 	c->cmb_addr = bus + c->cmb_off;
 	wr64(c, NVME_REG_CMBMSC, c->cmb_addr | NVME_CMBMSC_CMSE | NVME_CMBMSC_CRE);
-	if (rd32(c, NVME_REG_CMBSTS) & NVME_CMBSTS_CBAI)
+	/* refused (CBAI), or cut short by a controller that took half of it */
+	if ((rd32(c, NVME_REG_CMBSTS) & NVME_CMBSTS_CBAI) ||
+	    (rd64(c, NVME_REG_CMBMSC) & ~0xfffull) != c->cmb_addr)
 		return -EINVAL;
 	return 0;
 }
@@ -438,12 +448,19 @@ static bool queue_reap(struct dbo_ctrl *c, struct dbo_queue *q, struct nvme_cqe 
 	return true;
 }
 
-static void record_event(struct dbo_ctrl *c, uint32_t dw0)
+/* The outstanding AER completed: an event, or refused (no event). */
+static void record_event(struct dbo_ctrl *c, const struct nvme_cqe *cqe)
 {
-	if (c->nr_events < sizeof(c->events) / sizeof(c->events[0]))
-		c->events[c->nr_events] = dw0;
-	c->nr_events++;
 	c->aer_armed = false;
+	if (NVME_CQE_SF(cqe)) {
+		c->aer_failed++;
+		return;
+	}
+	if (c->nr_events < sizeof(c->events) / sizeof(c->events[0]))
+		c->events[c->nr_events] = cqe->dw0;
+	c->nr_events++;
+	c->last_event = cqe->dw0;
+	c->log_pending = true;
 }
 
 /*
@@ -465,7 +482,7 @@ static int admin(struct dbo_ctrl *c, struct nvme_sqe *cmd, struct nvme_cqe *out)
 			continue;
 		}
 		if (c->aer_armed && cqe.cid == c->aer_cid) {
-			record_event(c, cqe.dw0);
+			record_event(c, &cqe);
 			continue;
 		}
 		if (cqe.cid != cmd->cid)
@@ -504,23 +521,25 @@ int dbo_poll_events(struct dbo_ctrl *c)
 {
 	struct nvme_sqe log = { .opcode = NVME_ADM_GET_LOG_PAGE, .nsid = 0xffffffff };
 	struct nvme_cqe cqe;
-	uint32_t dw0;
 	int err;
 
+	if (c->memory_off)
+		return -ENODEV;
 	while (queue_reap(c, &c->admin, &cqe)) {
 		if (c->aer_armed && cqe.cid == c->aer_cid)
-			record_event(c, cqe.dw0);
+			record_event(c, &cqe);
 	}
-	if (!c->aer_armed && c->nr_events) {
-		dw0 = c->events[(c->nr_events - 1) % (sizeof(c->events) / 4)];
+	if (c->log_pending) {
 		/* one entry of the log, 64 bytes: NUMDL = 16 dwords - 1 */
 		log.prp1 = c->mem_iova + MEM_BUF;
-		log.cdw10 = NVME_AER_LOG(dw0) | (15u << 16);
+		log.cdw10 = NVME_AER_LOG(c->last_event) | (15u << 16);
 		err = admin(c, &log, NULL);
 		if (err)
 			return err;
-		arm_aer(c);
+		c->log_pending = false;
 	}
+	if (!c->aer_armed && c->aer_failed < 4)
+		arm_aer(c);
 	return c->nr_events;
 }
 
@@ -531,7 +550,7 @@ static int identify(struct dbo_ctrl *c)
 		.prp1 = c->mem_iova + MEM_BUF, .cdw10 = NVME_ID_CNS_NS,
 	};
 	const uint8_t *id = c->mem + MEM_BUF;
-	uint32_t lbaf;
+	uint32_t lbaf, lbads;
 	int err;
 
 	err = admin(c, &cmd, NULL);
@@ -539,9 +558,10 @@ static int identify(struct dbo_ctrl *c)
 		return err;
 	memcpy(&c->nsze, id + NVME_ID_NS_NSZE, 8);
 	memcpy(&lbaf, id + NVME_ID_NS_LBAF + 4 * (id[NVME_ID_NS_FLBAS] & 0xf), 4);
-	c->lba_size = 1u << ((lbaf >> 16) & 0xff);
-	if (!c->nsze || c->lba_size < 512 || c->lba_size > DBO_DATA_SLOT)
+	lbads = (lbaf >> 16) & 0xff;
+	if (!c->nsze || lbads < 9 || lbads > 12)	/* 512 B to one data slot */
 		return -EOPNOTSUPP;
+	c->lba_size = 1u << lbads;
 	return 0;
 }
 
@@ -592,6 +612,8 @@ int dbo_init(struct dbo_ctrl *c, uint16_t io_qsize)
 
 	if (io_qsize < 2 || io_qsize > DBO_MAX_QSIZE)
 		return -EINVAL;
+	if (c->memory_off)
+		return -ENODEV;
 	c->cap = rd64(c, NVME_REG_CAP);
 	c->dstrd = NVME_CAP_DSTRD(c->cap);
 	if (NVME_CAP_MQES(c->cap) + 1u < io_qsize)
@@ -611,6 +633,9 @@ int dbo_init(struct dbo_ctrl *c, uint16_t io_qsize)
 	err = cmb_enable(c);
 	if (err)
 		return err;
+	/* the controller would take host memory in [CBA, CBA + CMB) for its own */
+	if (c->mem_iova < c->cmb_addr + c->cmb_len && c->cmb_addr < c->mem_iova + c->mem_len)
+		return -EADDRINUSE;
 	/* 4 KiB pages, NVM command set, 64-byte SQ and 16-byte CQ entries */
 	wr32(c, NVME_REG_CC, NVME_CC_IOSQES(6) | NVME_CC_IOCQES(4) | NVME_CC_EN);
 	err = wait_ready(c, true);
@@ -638,9 +663,14 @@ int dbo_init(struct dbo_ctrl *c, uint16_t io_qsize)
  */
 int dbo_reset(struct dbo_ctrl *c)
 {
+	int err;
+
 	if (ioctl(c->device, VFIO_DEVICE_RESET))
 		return -errno;
-	return enable_device(c);
+	err = enable_device(c);
+	if (!err)
+		c->memory_off = false;
+	return err;
 }
 
 /**
@@ -732,7 +762,8 @@ void dbo_io_idle_state(struct dbo_ctrl *c, uint16_t *cq_head, uint8_t *phase)
 void dbo_close(struct dbo_ctrl *c)
 {
 	if (c->regs) {
-		wr32(c, NVME_REG_CC, 0);
+		if (!c->memory_off)	/* the BAR mmap faults while it is off */
+			wr32(c, NVME_REG_CC, 0);
 		munmap((void *)c->regs, c->regs_len);
 	}
 	if (c->cmb)

@@ -41,7 +41,8 @@ struct dbo_ctrl {
 	volatile uint8_t *cmb;
 	size_t cmb_map_len;	/* its BAR's mapping */
 	uint64_t cmb_len;	/* bytes of CMB (CMBSZ), from cmb_off in its BAR */
-	uint32_t cmb_bar, cmb_off;	/* CMBLOC: the BAR and offset */
+	uint32_t cmb_bar;	/* CMBLOC: the BAR ... */
+	uint64_t cmb_off;	/* ... and the CMB's offset in it */
 	uint64_t cmb_addr;	/* the CMB's controller address (CBA) */
 	uint64_t cap;
 	uint32_t dstrd;		/* CAP.DSTRD */
@@ -58,11 +59,15 @@ struct dbo_ctrl {
 	uint16_t aer_cid, next_cid;
 	bool aer_armed;
 	unsigned int nr_events;
-	uint32_t events[16];	/* completion dword 0 of each */
+	uint32_t events[16];	/* completion dword 0 of the first 16 */
+	uint32_t last_event;
+	bool log_pending;	/* its log page not read yet (no new event) */
+	unsigned int aer_failed;	/* AERs the controller refused */
 	/* what this process did: admin commands, I/O SQ doorbells it rang */
 	unsigned long admin_cmds, io_submissions;
 	unsigned int generation;	/* bring-ups (dbo_init) so far */
 	const char *step;	/* what dbo_open() was doing when it failed */
+	bool memory_off;	/* decoding off (dbo_memory()): hands off the BARs */
 };
 
 int dbo_open(struct dbo_ctrl *c, const char *bdf);

@@ -68,6 +68,9 @@ struct nvme_cqe {
 	uint16_t status;	/* bit 0: phase tag; 15:1 status field */
 };
 
+#define NVME_SC_INVALID_FIELD	0x02	/* generic status codes */
+#define NVME_SC_INTERNAL	0x06
+
 #define NVME_CQE_PHASE(cqe)	((cqe)->status & 1)
 #define NVME_CQE_SF(cqe)	((cqe)->status >> 1)	/* SCT << 8 | SC */
 

@@ -54,8 +54,9 @@ static struct {
 	bool rdma_on;
 	struct dbo_rdma rdma;
 	uint16_t qsize;
-	int cmb_fd, db_fd;
+	int cmb_fd, db_fd, sfd;
 	uint64_t cmb_len;
+	uint32_t db_page;	/* BAR 0 offset of the exported doorbell page */
 	struct ibv_mr *cmb_mr, *db_mr, *cq_mr, *msg_mr;
 	struct client cl[MAX_CLIENTS];
 	/* via-target: receive slots for commands, one for the completion */
@@ -103,15 +104,15 @@ static void print_ready(void)
 	struct dbo_ctrl *c = &t.ctrl;
 
 	printf("ready pid=%d generation=%u cmb_fd=%d db_fd=%d cq_addr=0x%lx cq_len=%zu "
-	       "cmb_addr=0x%llx cmb_bar=%u cmb_off=0x%x cmb_len=0x%llx sq_off=0x%llx "
+	       "cmb_addr=0x%llx cmb_bar=%u cmb_off=0x%llx cmb_len=0x%llx sq_off=0x%llx "
 	       "data_off=0x%x data_slot=%u qsize=%u qid=%u sq_db=0x%x cq_db=0x%x "
 	       "lba_size=%u nsze=%llu\n",
 	       getpid(), c->generation, t.cmb_fd, t.db_fd, (unsigned long)c->io.cq,
 	       t.qsize * sizeof(struct nvme_cqe), (unsigned long long)c->cmb_addr,
-	       c->cmb_bar, c->cmb_off, (unsigned long long)t.cmb_len,
+	       c->cmb_bar, (unsigned long long)c->cmb_off, (unsigned long long)t.cmb_len,
 	       (unsigned long long)c->io_sq_off, DBO_DATA_OFF, DBO_DATA_SLOT, t.qsize,
-	       DBO_IO_QID, nvme_sq_db(DBO_IO_QID, c->dstrd) - NVME_REG_DBS,
-	       nvme_cq_db(DBO_IO_QID, c->dstrd) - NVME_REG_DBS, c->lba_size,
+	       DBO_IO_QID, nvme_sq_db(DBO_IO_QID, c->dstrd) - t.db_page,
+	       nvme_cq_db(DBO_IO_QID, c->dstrd) - t.db_page, c->lba_size,
 	       (unsigned long long)c->nsze);
 }
 
@@ -137,12 +138,35 @@ static int post_recv(struct client *cl, unsigned int i)
 }
 
 /*
+ * A client's command, checked before this process submits it: a read or
+ * write of namespace 1 whose data is one of the CMB's data slots. Anything
+ * else would let the client make the controller DMA where it likes.
+ */
+static bool command_ok(const struct nvme_sqe *cmd)
+{
+	uint64_t lo = t.ctrl.cmb_addr + DBO_DATA_OFF;
+	uint32_t blocks = (cmd->cdw12 & 0xffff) + 1;
+	uint64_t slba = cmd->cdw10 | (uint64_t)cmd->cdw11 << 32;
+
+	if (cmd->opcode != NVME_CMD_READ && cmd->opcode != NVME_CMD_WRITE)
+		return false;
+	if (cmd->nsid != 1 || cmd->flags || cmd->prp1 < lo || cmd->prp1 % DBO_DATA_SLOT ||
+	    cmd->prp1 - lo >= (uint64_t)t.qsize * DBO_DATA_SLOT)
+		return false;
+	return (uint64_t)blocks * t.ctrl.lba_size <= DBO_DATA_SLOT &&
+	       slba < t.ctrl.nsze && blocks <= t.ctrl.nsze - slba;
+}
+
+/*
  * via-target: take commands as they arrive, submit each through this
- * process and SEND its completion back, until the client hangs up.
+ * process and SEND its completion back, until the client hangs up or a
+ * signal comes (left for the main loop).
  */
 static void serve_via_target(struct client *cl)
 {
-	struct pollfd pfd = { .fd = cl->fd, .events = POLLIN };
+	struct pollfd pfd[2] = {
+		{ .fd = cl->fd, .events = POLLIN }, { .fd = t.sfd, .events = POLLIN },
+	};
 	struct ibv_sge sge = {
 		.addr = (uintptr_t)&t.cqe, .length = sizeof(t.cqe), .lkey = t.msg_mr->lkey,
 	};
@@ -156,18 +180,28 @@ static void serve_via_target(struct client *cl)
 
 	for (;;) {
 		n = ibv_poll_cq(t.rdma.cq, 1, &wc);
-		if (n < 0 || (n && wc.status != IBV_WC_SUCCESS))
+		if (n < 0)
+			return;
+		if (n && wc.qp_num != cl->qp->qp_num)
+			continue;	/* an earlier client's flushed work */
+		if (n && wc.status != IBV_WC_SUCCESS)
 			return;
 		if (n && wc.opcode == IBV_WC_RECV) {
-			dbo_submit(&t.ctrl, &t.cmds[wc.wr_id], &t.cqe);
+			if (wc.byte_len != sizeof(t.cmds[0]) || !command_ok(&t.cmds[wc.wr_id])) {
+				memset(&t.cqe, 0, sizeof(t.cqe));
+				t.cqe.status = NVME_SC_INVALID_FIELD << 1;
+			} else if (dbo_submit(&t.ctrl, &t.cmds[wc.wr_id], &t.cqe) == -ETIMEDOUT) {
+				memset(&t.cqe, 0, sizeof(t.cqe));
+				t.cqe.status = NVME_SC_INTERNAL << 1;
+			}
 			if (post_recv(cl, wc.wr_id) || ibv_post_send(cl->qp, &wr, &bad))
 				return;
 			continue;
 		}
 		if (n || ++spins % 4096)
 			continue;
-		if (poll(&pfd, 1, 0) != 0)
-			return;	/* hung up (or wrote, which it must not) */
+		if (poll(pfd, 2, 0) != 0)
+			return;	/* hung up (or wrote, which it must not), or a signal */
 	}
 }
 
@@ -179,20 +213,29 @@ static void accept_client(int lfd)
 		.qsize = t.qsize, .qid = DBO_IO_QID, .lba_size = t.ctrl.lba_size,
 		.nsze = t.ctrl.nsze, .cmb_addr = t.ctrl.cmb_addr, .sq_off = t.ctrl.io_sq_off,
 		.data_off = DBO_DATA_OFF, .data_slot = DBO_DATA_SLOT,
-		.sq_db_off = nvme_sq_db(DBO_IO_QID, t.ctrl.dstrd) - NVME_REG_DBS,
-		.cq_db_off = nvme_cq_db(DBO_IO_QID, t.ctrl.dstrd) - NVME_REG_DBS,
+		.sq_db_off = nvme_sq_db(DBO_IO_QID, t.ctrl.dstrd) - t.db_page,
+		.cq_db_off = nvme_cq_db(DBO_IO_QID, t.ctrl.dstrd) - t.db_page,
 	};
+	struct timeval tmo = { .tv_sec = 10 };
 	struct dbo_peer peer;
+	bool busy = false;
 	unsigned int i;
 	int fd;
 
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	for (i = 0; i < MAX_CLIENTS && !cl; i++)
-		if (t.cl[i].fd < 0)
+	/* a client that says nothing does not stop this process */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		if (t.cl[i].fd < 0 && !cl)
 			cl = &t.cl[i];
-	if (!cl || !t.cmb_mr) {
+		else if (t.cl[i].fd >= 0)
+			busy = true;
+	}
+	/* the I/O queue pair is one client's in offload mode */
+	if (!cl || (busy && t.mode == DBO_OFFLOAD) || !t.cmb_mr || !t.db_mr || !t.cq_mr) {
 		close(fd);
 		return;
 	}
@@ -248,12 +291,9 @@ static void do_reset(void)
 
 static void do_memory(void)
 {
-	static bool off;
-	int err = dbo_memory(&t.ctrl, off);
+	int err = dbo_memory(&t.ctrl, t.ctrl.memory_off);
 
-	if (!err)
-		off = !off;
-	printf("memory %s err=%d\n", off ? "off" : "on", err);
+	printf("memory %s err=%d\n", t.ctrl.memory_off ? "off" : "on", err);
 }
 
 static void do_events(void)
@@ -314,6 +354,8 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	t.sfd = sfd;
+	signal(SIGPIPE, SIG_IGN);	/* a client that hangs up is no reason to die */
 
 	err = dbo_open(&t.ctrl, argv[optind]);
 	if (err)
@@ -325,7 +367,11 @@ int main(int argc, char **argv)
 	t.cmb_fd = dbo_export(&t.ctrl, t.ctrl.cmb_bar, t.ctrl.cmb_off, t.cmb_len);
 	if (t.cmb_fd < 0)
 		die("dma-buf of the CMB", t.cmb_fd);
-	t.db_fd = dbo_export(&t.ctrl, 0, NVME_REG_DBS, DBO_PAGE);
+	/* the page with I/O queue pair 1's doorbells (wherever DSTRD puts them) */
+	t.db_page = nvme_sq_db(DBO_IO_QID, t.ctrl.dstrd) & ~(DBO_PAGE - 1);
+	if ((nvme_cq_db(DBO_IO_QID, t.ctrl.dstrd) & ~(DBO_PAGE - 1)) != t.db_page)
+		die("the SQ and CQ doorbells are on two pages", EINVAL);
+	t.db_fd = dbo_export(&t.ctrl, 0, t.db_page, DBO_PAGE);
 	if (t.db_fd < 0)
 		die("dma-buf of the doorbells", t.db_fd);
 	if (t.rdma_on) {

@@ -47,11 +47,13 @@ struct dbo_info {
 	uint16_t sq_tail;	/* where the client starts: the queue is idle */
 	uint16_t cq_head;
 	uint8_t phase;		/* phase tag of the next completion */
-	uint8_t pad[3];
+	uint8_t pad[7];
 	struct dbo_rbuf cmb;	/* the CMB (dma-buf MR) */
 	struct dbo_rbuf db;	/* the doorbell page (dma-buf MR) */
 	struct dbo_rbuf cq;	/* the I/O CQ (host memory MR) */
 };
+
+_Static_assert(sizeof(struct dbo_info) == 144, "no implicit padding on the wire");
 
 struct dbo_peer {
 	uint32_t magic;

@@ -81,7 +81,7 @@ static int target_start(struct target *t, const char *bdf)
 		 * teardown after a failed ASSERT (its "child" is not volatile
 		 * across the longjmp).
 		 */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() == 1)
 			_exit(1);
 		dup2(pfd[1], 1);
@@ -318,8 +318,8 @@ TEST_F_TIMEOUT(engine, write_read_by_dma_engine, 300)
 
 /*
  * Memory decoding off (SIGHUP to the target) revokes both dma-bufs: the
- * importer is told to unmap, edu2's next DMA is refused (ENODEV) and
- * mapping fails (ENODEV); decoding on, the importer maps again and its
+ * importer is told to unmap, edu2's next DMA into either is refused
+ * (ENODEV) and mapping either fails (ENODEV); decoding on, the importer maps again and its
  * DMA engine submits as before, the controller untouched meanwhile.
  */
 TEST_F_TIMEOUT(engine, revoke_stops_the_engine, 300)
@@ -333,7 +333,9 @@ TEST_F_TIMEOUT(engine, revoke_stops_the_engine, 300)
 	kill(self->t.pid, SIGHUP);
 	ASSERT_TRUE(target_line(&self->t, "memory off err=0"));
 	EXPECT_EQ(-ENODEV, engine_write(self, true, self->t.sq_db, &v, sizeof(v)));
+	EXPECT_EQ(-ENODEV, engine_write(self, false, self->t.sq_off, &v, sizeof(v)));
 	EXPECT_EQ(-ENODEV, p2pt_map(self->dev, self->db_h, P2PT_DIR_FROM_DEVICE, &m));
+	EXPECT_EQ(-ENODEV, p2pt_map(self->dev, self->cmb_h, P2PT_DIR_BIDIRECTIONAL, &m));
 	kill(self->t.pid, SIGHUP);
 	ASSERT_TRUE(target_line(&self->t, "memory on err=0"));
 	ASSERT_EQ(0, p2pt_map(self->dev, self->cmb_h, P2PT_DIR_BIDIRECTIONAL, &self->cmb_map));

@@ -46,12 +46,12 @@ def next_port():
 
 
 def _die_with_parent():
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)	# PR_SET_PDEATHSIG
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Proc:
-    """A child whose output lines are collected by a thread; it gets
-    SIGTERM if this program dies first."""
+    """A child whose output lines are collected by a thread; it is killed
+    if this program dies first."""
 
     def __init__(self, argv, stdin=False):
         self.argv = [str(a) for a in argv]
@@ -94,6 +94,11 @@ class Proc:
         self.p.send_signal(sig)
 
     def finish(self, timeout=WAIT):
+        if self.p.stdin:
+            try:
+                self.p.stdin.close()  # a client waiting for a line ends
+            except OSError:
+                pass
         try:
             self.p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -111,21 +116,36 @@ class Target(Proc):
         self.port = next_port()
         super().__init__([TARGET, '-p', self.port] + list(args) + [bdf])
         self.ready = self.expect('ready')
+        if not self.ready:
+            self.stop()
 
     def stop(self):
         """SIGTERM; its 'stats' line as a dict (or None)."""
+        if self.p.poll() is not None:
+            return None
         self.signal(signal.SIGTERM)
         stats = self.expect('stats')
         self.finish()
         return stats
 
-    def sleeps(self):
-        """What changes when the process runs: context switches, CPU time."""
+    def _sample(self):
         pid = self.p.pid
         st = Path(f'/proc/{pid}/status').read_text()
         sw = [int(x) for x in re.findall(r'ctxt_switches:\s+(\d+)', st)]
         f = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
-        return (tuple(sw), int(f[11]) + int(f[12]))
+        return (f[0], tuple(sw), int(f[11]) + int(f[12]))
+
+    def sleeps(self):
+        """What changes when the process runs (context switches, CPU
+        ticks), once it is asleep: two samples 0.2 s apart agree."""
+        a = self._sample()
+        for _ in range(50):
+            time.sleep(0.2)
+            b = self._sample()
+            if a == b and a[0] == 'S':
+                break
+            a = b
+        return a[1:]
 
 
 def client(target, *args, stdin=False):
@@ -337,15 +357,17 @@ def case_reset(lab, lba0):
     error (revoked during the reset, deregistered after it); no command of
     the old queues executes after the reset returned (the image does not
     change while the client waits); the target brings the controller up
-    again and the client resumes on a new QP (generation 2) from the failed
-    command, with another pattern."""
-    n = 64
+    again; a client that missed the reset and uses the old rkeys and queue
+    state is refused at its first WRITE (remote access error); the client
+    resumes on a new QP (generation 2) from the failed command, with
+    another pattern."""
+    n = 200
     t = Target(lab.bdf)
     if not t.ready:
         return f'target not ready:\n{t.output()}'
     per = int(t.ready['data_slot']) // int(t.ready['lba_size'])
     img = Image(int(t.ready['lba_size']))
-    c = client(t, '-S', '-n', n, '-s', 15, '-l', lba0 * per, stdin=True)
+    c = client(t, '-S', '-X', '-n', n, '-s', 15, '-l', lba0 * per, stdin=True)
     err = None
     done = None
     if not c.expect('streaming'):
@@ -371,7 +393,13 @@ def case_reset(lab, lba0):
             if not err and img.read(lba0 * per, n * per) != first:
                 err = 'the image changed after the reset returned'
             c.send('resume')
+            stale = c.expect('stale')
             summary = c.expect('summary')
+            # The old rkeys are dead: the first WRITE (the payload) fails,
+            # so nothing of the old queues can reach the controller.
+            if not err and (not stale or stale['op'] != 'payload' or
+                            'remote access error' not in stale['_line']):
+                err = f'a client with the old rkeys was not refused: {stale}'
             if not err and (not summary or summary['completed'] != str(n) or
                             summary['reconnects'] != '1' or summary['generation'] != '2'):
                 err = f'client did not resume on the new queues: {summary}'
