@@ -57,26 +57,39 @@ def busy_ns():
     return (user + nice + system + irq + softirq + steal) * TICK_NS
 
 
+def measure(t, c):
+    """Counters around the client's I/O: (before, after, summary)."""
+    if not c.expect('waiting for=go'):
+        raise RuntimeError('client not connected')
+    fds = [task_clock(t.p.pid), task_clock(c.p.pid)]
+    try:
+        t0 = [read_ns(fd) for fd in fds] + [busy_ns(), time.monotonic()]
+        c.send('go')
+        summary = c.expect('summary', timeout=1800)
+        t1 = [read_ns(fd) for fd in fds] + [busy_ns(), time.monotonic()]
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if c.expect('waiting for=end'):
+        c.send('end')
+    return t0, t1, summary
+
+
 def run(lab, mode):
     t = Target(lab.bdf, '-m', mode)
     if not t.ready:
         sys.exit(f'target not ready:\n{t.output()}')
     c = client(t, '-n', COMMANDS, '-s', 31, '-l', 0, '-w', stdin=True)
-    if not c.expect('waiting for=go'):
-        sys.exit(f'client not connected:\n{c.output()}')
-    fds = [task_clock(t.p.pid), task_clock(c.p.pid)]
-    t0 = [read_ns(fd) for fd in fds] + [busy_ns(), time.monotonic()]
-    c.send('go')
-    summary = c.expect('summary', timeout=1800)
-    t1 = [read_ns(fd) for fd in fds] + [busy_ns(), time.monotonic()]
-    if c.expect('waiting for=end'):
-        c.send('end')
-    rc = c.finish()
-    stats = t.stop()
-    for fd in fds:
-        os.close(fd)
-    if rc != 0 or not summary or int(summary['completed']) != COMMANDS or not stats:
-        sys.exit(f'{mode}: client exit {rc}, {summary}\n{t.output()}\n{c.output()}')
+    err, summary = None, None
+    try:
+        t0, t1, summary = measure(t, c)
+    except (OSError, RuntimeError) as e:
+        err = str(e)
+    finally:
+        rc = c.finish()  # the target goes too, whatever happened
+        stats = t.stop()
+    if err or rc != 0 or not summary or int(summary['completed']) != COMMANDS or not stats:
+        sys.exit(f'{mode}: {err or ""} client exit {rc}\n{t.output()}\n{c.output()}')
     target_ns, client_ns, system_ns = (t1[i] - t0[i] for i in range(3))
     return {
         'mode': mode, 'commands': COMMANDS, 'seconds': t1[3] - t0[3],
@@ -84,7 +97,7 @@ def run(lab, mode):
         'cmds_per_s': float(summary['cmds_per_s']),
         'target_ns': target_ns, 'client_ns': client_ns, 'system_ns': system_ns,
         'io_submissions': int(stats['io_submissions']),
-        'target': ' '.join(t.argv[0:1] + t.argv[1:]), 'client': ' '.join(c.argv),
+        'target': ' '.join(t.argv), 'client': ' '.join(c.argv),
     }
 
 

@@ -204,8 +204,8 @@ static int offload_cmd(struct nvme_sqe *sqe, struct nvme_cqe *out)
 		return st;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		st = rdma_op("cq-entry", IBV_WR_RDMA_READ, &c.buf->cqe, sizeof(c.buf->cqe), &c.in.cq,
-			     (uint64_t)c.head * sizeof(struct nvme_cqe), true);
+		st = rdma_op("cq-entry", IBV_WR_RDMA_READ, &c.buf->cqe, sizeof(c.buf->cqe),
+			     &c.in.cq, (uint64_t)c.head * sizeof(struct nvme_cqe), true);
 		if (st)
 			return st;
 		if (NVME_CQE_PHASE(&c.buf->cqe) == c.phase)
@@ -268,7 +268,7 @@ static int io_cmd(uint8_t opcode, uint64_t lba)
 {
 	uint32_t nlb = c.in.data_slot / c.in.lba_size;
 	struct nvme_sqe sqe = {
-		.opcode = opcode, .cid = c.tail, .nsid = 1,
+		.opcode = opcode, .cid = c.in.cid_base | c.tail, .nsid = 1,
 		.prp1 = c.in.cmb_addr + slot_off(),
 		.cdw10 = (uint32_t)lba, .cdw11 = (uint32_t)(lba >> 32), .cdw12 = nlb - 1,
 	};
@@ -295,8 +295,8 @@ static int one(unsigned int seq, unsigned int seed)
 	int st;
 
 	fill(c.buf->data, c.in.data_slot, seed, lba, c.in.lba_size);
-	st = rdma_op("payload", IBV_WR_RDMA_WRITE, c.buf->data, c.in.data_slot, &c.in.cmb, slot_off(),
-		     false);
+	st = rdma_op("payload", IBV_WR_RDMA_WRITE, c.buf->data, c.in.data_slot, &c.in.cmb,
+		     slot_off(), false);
 	if (st)
 		return st;
 	st = io_cmd(NVME_CMD_WRITE, lba);
@@ -334,7 +334,7 @@ static void wait_line(const char *what)
 
 static int misuse(void)
 {
-	uint32_t stride = c.in.sq_db_off / (2 * c.in.qid);
+	uint32_t stride = c.in.db_stride;
 	uint32_t off = c.in.sq_db_off;
 	int st;
 
@@ -342,7 +342,12 @@ static int misuse(void)
 		c.buf->db = c.in.qsize + 3;	/* beyond the queue */
 	} else if (!strcmp(c.misuse, "bad-db")) {
 		c.buf->db = 1;
-		off = 2 * 7 * stride;	/* SQ 7's tail: no such queue */
+		/* SQ 7's tail (no such queue), if it is on the exported page */
+		off = c.in.sq_db_off + 2 * (7 - c.in.qid) * stride;
+		if (off + 4 > c.in.db.len) {
+			fprintf(stderr, "nvme-offload-client: SQ 7's doorbell is off the page\n");
+			return -ERANGE;
+		}
 	} else {
 		fprintf(stderr, "nvme-offload-client: -B takes bad-tail or bad-db\n");
 		return -EINVAL;
@@ -371,17 +376,39 @@ int main(int argc, char **argv)
 	c.fd = -1;
 	while ((opt = getopt(argc, argv, "p:d:g:n:l:s:rSXwB:")) != -1) {
 		switch (opt) {
-		case 'p': c.port = atoi(optarg); break;
-		case 'd': c.dev = optarg; break;
-		case 'g': c.gidx = atoi(optarg); break;
-		case 'n': c.count = strtoul(optarg, NULL, 0); break;
-		case 'l': c.lba0 = strtoull(optarg, NULL, 0); break;
-		case 's': c.seed = strtoul(optarg, NULL, 0); break;
-		case 'r': c.readback = true; break;
-		case 'S': c.stream = true; break;
-		case 'X': c.stale_probe = true; break;
-		case 'w': c.wait_go = true; break;
-		case 'B': c.misuse = optarg; break;
+		case 'p':
+			c.port = atoi(optarg);
+			break;
+		case 'd':
+			c.dev = optarg;
+			break;
+		case 'g':
+			c.gidx = atoi(optarg);
+			break;
+		case 'n':
+			c.count = strtoul(optarg, NULL, 0);
+			break;
+		case 'l':
+			c.lba0 = strtoull(optarg, NULL, 0);
+			break;
+		case 's':
+			c.seed = strtoul(optarg, NULL, 0);
+			break;
+		case 'r':
+			c.readback = true;
+			break;
+		case 'S':
+			c.stream = true;
+			break;
+		case 'X':
+			c.stale_probe = true;
+			break;
+		case 'w':
+			c.wait_go = true;
+			break;
+		case 'B':
+			c.misuse = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: nvme-offload-client [-p PORT] [-d IBDEV] [-g GIDX] "
 				"[-n COUNT] [-l LBA] [-s SEED] [-r] [-S [-X]] [-w] "

@@ -559,7 +559,8 @@ static int identify(struct dbo_ctrl *c)
 	memcpy(&c->nsze, id + NVME_ID_NS_NSZE, 8);
 	memcpy(&lbaf, id + NVME_ID_NS_LBAF + 4 * (id[NVME_ID_NS_FLBAS] & 0xf), 4);
 	lbads = (lbaf >> 16) & 0xff;
-	if (!c->nsze || lbads < 9 || lbads > 12)	/* 512 B to one data slot */
+	/* 512 B to one data slot, no separate metadata (MPTR stays 0) */
+	if (!c->nsze || lbads < 9 || lbads > 12 || (lbaf & 0xffff))
 		return -EOPNOTSUPP;
 	c->lba_size = 1u << lbads;
 	return 0;
@@ -647,6 +648,7 @@ int dbo_init(struct dbo_ctrl *c, uint16_t io_qsize)
 	if (err)
 		return err;
 	arm_aer(c);
+	c->io_broken = false;
 	c->generation++;
 	return 0;
 }
@@ -715,19 +717,28 @@ int dbo_export(struct dbo_ctrl *c, uint32_t bar, uint64_t off, uint64_t len)
  * CMB and rings the SQ tail doorbell. Not to be mixed with a peer
  * submitting on the same queue.
  *
- * Return: 0, -EIO (the status is in @out), -ETIMEDOUT.
+ * Return: 0, -EIO (the status is in @out, or the queue is broken by an
+ * earlier timeout), -ETIMEDOUT, -ENODEV (memory decoding is off).
  */
 int dbo_submit(struct dbo_ctrl *c, const struct nvme_sqe *cmd, struct nvme_cqe *out)
 {
 	uint64_t end = now_ms() + 30000;
 	struct nvme_sqe sqe = *cmd;
 
+	if (c->memory_off)
+		return -ENODEV;
+	if (c->io_broken)
+		return -EIO;
 	sqe.cid = c->io.sq_tail;
 	c->io_submissions++;
 	queue_submit(c, &c->io, &sqe);
-	while (!queue_reap(c, &c->io, out))
-		if (now_ms() > end)
+	while (!queue_reap(c, &c->io, out)) {
+		if (now_ms() > end) {
+			/* still outstanding: the queue is out of step until a reset */
+			c->io_broken = true;
 			return -ETIMEDOUT;
+		}
+	}
 	return NVME_CQE_SF(out) ? -EIO : 0;
 }
 

@@ -68,6 +68,7 @@ struct dbo_ctrl {
 	unsigned int generation;	/* bring-ups (dbo_init) so far */
 	const char *step;	/* what dbo_open() was doing when it failed */
 	bool memory_off;	/* decoding off (dbo_memory()): hands off the BARs */
+	bool io_broken;		/* a dbo_submit() timed out: until dbo_init() */
 };
 
 int dbo_open(struct dbo_ctrl *c, const char *bdf);

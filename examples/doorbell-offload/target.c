@@ -57,6 +57,7 @@ static struct {
 	int cmb_fd, db_fd, sfd;
 	uint64_t cmb_len;
 	uint32_t db_page;	/* BAR 0 offset of the exported doorbell page */
+	unsigned int connections;
 	struct ibv_mr *cmb_mr, *db_mr, *cq_mr, *msg_mr;
 	struct client cl[MAX_CLIENTS];
 	/* via-target: receive slots for commands, one for the completion */
@@ -87,6 +88,12 @@ static int reg_mrs(void)
 {
 	int rw = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
 
+	if (t.mode == DBO_VIA_TARGET) {
+		/* the data slots only: the SQ and the doorbells stay this process's */
+		t.cmb_mr = ibv_reg_dmabuf_mr(t.rdma.pd, DBO_DATA_OFF, t.cmb_len - DBO_DATA_OFF,
+					     DBO_DATA_OFF, t.cmb_fd, rw);
+		return t.cmb_mr ? 0 : -errno;
+	}
 	t.cmb_mr = ibv_reg_dmabuf_mr(t.rdma.pd, 0, t.cmb_len, 0, t.cmb_fd, rw);
 	if (!t.cmb_mr)
 		return -errno;
@@ -150,8 +157,9 @@ static bool command_ok(const struct nvme_sqe *cmd)
 
 	if (cmd->opcode != NVME_CMD_READ && cmd->opcode != NVME_CMD_WRITE)
 		return false;
-	if (cmd->nsid != 1 || cmd->flags || cmd->prp1 < lo || cmd->prp1 % DBO_DATA_SLOT ||
-	    cmd->prp1 - lo >= (uint64_t)t.qsize * DBO_DATA_SLOT)
+	/* no metadata pointer, no protection information or other CDW12 flags */
+	if (cmd->nsid != 1 || cmd->flags || cmd->mptr || cmd->cdw12 >> 16 || cmd->prp1 < lo ||
+	    cmd->prp1 % DBO_DATA_SLOT || cmd->prp1 - lo >= (uint64_t)t.qsize * DBO_DATA_SLOT)
 		return false;
 	return (uint64_t)blocks * t.ctrl.lba_size <= DBO_DATA_SLOT &&
 	       slba < t.ctrl.nsze && blocks <= t.ctrl.nsze - slba;
@@ -176,7 +184,7 @@ static void serve_via_target(struct client *cl)
 	}, *bad;
 	unsigned long spins = 0;
 	struct ibv_wc wc;
-	int n;
+	int n, err;
 
 	for (;;) {
 		n = ibv_poll_cq(t.rdma.cq, 1, &wc);
@@ -190,9 +198,12 @@ static void serve_via_target(struct client *cl)
 			if (wc.byte_len != sizeof(t.cmds[0]) || !command_ok(&t.cmds[wc.wr_id])) {
 				memset(&t.cqe, 0, sizeof(t.cqe));
 				t.cqe.status = NVME_SC_INVALID_FIELD << 1;
-			} else if (dbo_submit(&t.ctrl, &t.cmds[wc.wr_id], &t.cqe) == -ETIMEDOUT) {
-				memset(&t.cqe, 0, sizeof(t.cqe));
-				t.cqe.status = NVME_SC_INTERNAL << 1;
+			} else {
+				err = dbo_submit(&t.ctrl, &t.cmds[wc.wr_id], &t.cqe);
+				if (err && err != -EIO) {	/* no completion */
+					memset(&t.cqe, 0, sizeof(t.cqe));
+					t.cqe.status = NVME_SC_INTERNAL << 1;
+				}
 			}
 			if (post_recv(cl, wc.wr_id) || ibv_post_send(cl->qp, &wr, &bad))
 				return;
@@ -216,7 +227,7 @@ static void accept_client(int lfd)
 		.sq_db_off = nvme_sq_db(DBO_IO_QID, t.ctrl.dstrd) - t.db_page,
 		.cq_db_off = nvme_cq_db(DBO_IO_QID, t.ctrl.dstrd) - t.db_page,
 	};
-	struct timeval tmo = { .tv_sec = 10 };
+	struct timeval tmo = { .tv_sec = 10 };	/* writes: a full socket */
 	struct dbo_peer peer;
 	bool busy = false;
 	unsigned int i;
@@ -225,8 +236,7 @@ static void accept_client(int lfd)
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	/* a client that says nothing does not stop this process */
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
+	/* a client that says nothing, or dribbles, does not stop this process */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
 	for (i = 0; i < MAX_CLIENTS; i++) {
 		if (t.cl[i].fd < 0 && !cl)
@@ -235,7 +245,7 @@ static void accept_client(int lfd)
 			busy = true;
 	}
 	/* the I/O queue pair is one client's in offload mode */
-	if (!cl || (busy && t.mode == DBO_OFFLOAD) || !t.cmb_mr || !t.db_mr || !t.cq_mr) {
+	if (!cl || !t.cmb_mr || (t.mode == DBO_OFFLOAD && (busy || !t.db_mr || !t.cq_mr))) {
 		close(fd);
 		return;
 	}
@@ -247,12 +257,17 @@ static void accept_client(int lfd)
 	info.sq_tail = info.cq_head;
 	info.qpn = cl->qp->qp_num;
 	memcpy(info.gid, t.rdma.gid.raw, 16);
+	/* each connection its own command ids: a stale completion is foreign */
+	info.cid_base = (uint16_t)(++t.connections << 6);
+	info.db_stride = 4u << t.ctrl.dstrd;
 	info.cmb = (struct dbo_rbuf){ 0, t.cmb_mr->rkey, t.cmb_len };
-	info.db = (struct dbo_rbuf){ 0, t.db_mr->rkey, DBO_PAGE };
-	info.cq = (struct dbo_rbuf){ (uintptr_t)t.ctrl.io.cq, t.cq_mr->rkey,
-				     t.qsize * sizeof(struct nvme_cqe) };
-	if (dbo_write_full(fd, &info, sizeof(info)) || dbo_read_full(fd, &peer, sizeof(peer)) ||
-	    peer.magic != DBO_MAGIC)
+	if (t.mode == DBO_OFFLOAD) {
+		info.db = (struct dbo_rbuf){ 0, t.db_mr->rkey, DBO_PAGE };
+		info.cq = (struct dbo_rbuf){ (uintptr_t)t.ctrl.io.cq, t.cq_mr->rkey,
+					     t.qsize * sizeof(struct nvme_cqe) };
+	}
+	if (dbo_write_full(fd, &info, sizeof(info)) ||
+	    dbo_read_deadline(fd, &peer, sizeof(peer), 10000) || peer.magic != DBO_MAGIC)
 		goto fail;
 	if (t.mode == DBO_VIA_TARGET)
 		for (i = 0; i < RECV_DEPTH; i++)
@@ -322,11 +337,21 @@ int main(int argc, char **argv)
 	t.rdma_on = true;
 	while ((opt = getopt(argc, argv, "p:q:d:g:m:n")) != -1) {
 		switch (opt) {
-		case 'p': port = atoi(optarg); break;
-		case 'q': t.qsize = atoi(optarg); break;
-		case 'd': dev = optarg; break;
-		case 'g': gidx = atoi(optarg); break;
-		case 'n': t.rdma_on = false; break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'q':
+			t.qsize = atoi(optarg);
+			break;
+		case 'd':
+			dev = optarg;
+			break;
+		case 'g':
+			gidx = atoi(optarg);
+			break;
+		case 'n':
+			t.rdma_on = false;
+			break;
 		case 'm':
 			if (!strcmp(optarg, "offload"))
 				t.mode = DBO_OFFLOAD;
@@ -336,7 +361,8 @@ int main(int argc, char **argv)
 				die("-m takes offload or via-target", EINVAL);
 			break;
 		default:
-			fprintf(stderr, "usage: nvme-offload-target [-p PORT] [-q QSIZE] [-d IBDEV] "
+			fprintf(stderr,
+				"usage: nvme-offload-target [-p PORT] [-q QSIZE] [-d IBDEV] "
 				"[-g GIDX] [-m offload|via-target] [-n] BDF\n");
 			return 2;
 		}

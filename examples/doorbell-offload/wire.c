@@ -129,7 +129,8 @@ int dbo_tcp_listen(uint16_t port)
 				  .sin6_addr = IN6ADDR_ANY_INIT };
 	int fd, one = 1;
 
-	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: a connection aborted before accept() blocks nothing */
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -170,6 +171,31 @@ int dbo_read_full(int fd, void *buf, size_t len)
 	ssize_t n;
 
 	while (len) {
+		n = read(fd, p, len);
+		if (n <= 0)
+			return n ? -errno : -ECONNRESET;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Read exactly @len bytes within @timeout_ms in all; 0, -ETIMEDOUT, -errno. */
+int dbo_read_deadline(int fd, void *buf, size_t len, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct timespec t0, t;
+	char *p = buf;
+	ssize_t n;
+	int left;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (len) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 +
+					  (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&pfd, 1, left) <= 0)
+			return -ETIMEDOUT;
 		n = read(fd, p, len);
 		if (n <= 0)
 			return n ? -errno : -ECONNRESET;

@@ -47,10 +47,17 @@ struct dbo_info {
 	uint16_t sq_tail;	/* where the client starts: the queue is idle */
 	uint16_t cq_head;
 	uint8_t phase;		/* phase tag of the next completion */
-	uint8_t pad[7];
-	struct dbo_rbuf cmb;	/* the CMB (dma-buf MR) */
-	struct dbo_rbuf db;	/* the doorbell page (dma-buf MR) */
-	struct dbo_rbuf cq;	/* the I/O CQ (host memory MR) */
+	uint8_t pad;
+	uint16_t cid_base;	/* the client's command ids: cid_base | SQ slot */
+	uint32_t db_stride;	/* bytes between doorbells (4 << CAP.DSTRD) */
+	/*
+	 * The CMB (dma-buf MR; via-target: its data slots only), the doorbell
+	 * page (dma-buf MR) and the I/O CQ (host memory MR); via-target
+	 * clients get neither of the last two.
+	 */
+	struct dbo_rbuf cmb;
+	struct dbo_rbuf db;
+	struct dbo_rbuf cq;
 };
 
 _Static_assert(sizeof(struct dbo_info) == 144, "no implicit padding on the wire");
@@ -79,6 +86,7 @@ int dbo_wait_wc(struct ibv_cq *cq, struct ibv_wc *wc, int timeout_ms);
 int dbo_tcp_listen(uint16_t port);
 int dbo_tcp_connect(const char *host, uint16_t port);
 int dbo_read_full(int fd, void *buf, size_t len);
+int dbo_read_deadline(int fd, void *buf, size_t len, int timeout_ms);
 int dbo_write_full(int fd, const void *buf, size_t len);
 
 #endif /* DBO_WIRE_H */
