@@ -245,7 +245,9 @@ def case_offload(lab, lba0):
 
 def case_via_target(lab, lba0):
     """Positive control of the target's count: the same I/O SENT to the
-    target, which submits it; 16 submissions (8 WRITEs, 8 READs)."""
+    target, which submits it; 16 submissions (8 WRITEs, 8 READs). Its
+    clients get no doorbell: a doorbell write is refused (remote access
+    error) and the controller sees nothing."""
     t = Target(lab.bdf, '-m', 'via-target')
     if not t.ready:
         return f'target not ready:\n{t.output()}'
@@ -253,10 +255,20 @@ def case_via_target(lab, lba0):
     c = client(t, '-n', 8, '-r', '-s', 12, '-l', lba0 * per)
     summary = c.expect('summary')
     rc = c.finish()
+    # Its clients get the data slots only: no doorbell of their own.
+    m = client(t, '-B', 'bad-tail', '-n', 1, '-s', 12, '-l', lba0 * per)
+    mis = m.expect('misuse')
+    m.finish()
+    t.signal(signal.SIGUSR2)
+    ev = t.expect('events')
     stats = t.stop()
     err = None
     if rc != 0 or not summary or summary['completed'] != '8':
         err = f'client exit {rc}: {summary}'
+    elif not mis or 'remote access error' not in mis['_line']:
+        err = f'a via-target client could write the doorbell: {mis}\n{m.output()}'
+    elif not ev or ev['n'] != '0':
+        err = f'the controller saw a doorbell write: {ev}'
     elif not stats or stats['io_submissions'] != '16':
         err = f'expected 16 submissions by the target: {stats}'
     else:
