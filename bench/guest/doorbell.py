@@ -10,8 +10,9 @@ its summary, the task clock (PERF_COUNT_SW_TASK_CLOCK, ns, user and kernel)
 of the target process and of the client process, and the busy time of
 the whole guest (/proc/stat: every CPU's non-idle ticks) whose rest is
 rxe's work (kernel threads and softirqs: the NIC's, on hardware) and QEMU's
-NVMe. Under -icount shift=0 (LAB_ICOUNT=0) one guest nanosecond is one
-instruction, so the same figures count instructions.
+NVMe. Under -icount shift=0 (LAB_ICOUNT=0) the guest's clock advances one
+nanosecond per instruction of either vCPU: the busy total counts the
+machine's instructions, a task clock at most twice the task's own.
 
 Prints one "result mode=... key=value ..." line per mode and writes them
 to $LAB_RUN/doorbell.json.
