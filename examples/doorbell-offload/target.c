@@ -227,7 +227,7 @@ static void accept_client(int lfd)
 		.sq_db_off = nvme_sq_db(DBO_IO_QID, t.ctrl.dstrd) - t.db_page,
 		.cq_db_off = nvme_cq_db(DBO_IO_QID, t.ctrl.dstrd) - t.db_page,
 	};
-	struct timeval tmo = { .tv_sec = 10 };	/* writes: a full socket */
+	struct timeval tmo = { .tv_sec = 10 };
 	struct dbo_peer peer;
 	bool busy = false;
 	unsigned int i;
@@ -236,7 +236,8 @@ static void accept_client(int lfd)
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	/* a client that says nothing, or dribbles, does not stop this process */
+	/* a client that stops reading does not stop this process (nor one that
+	 * says nothing: the handshake's read has a deadline) */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
 	for (i = 0; i < MAX_CLIENTS; i++) {
 		if (t.cl[i].fd < 0 && !cl)

@@ -165,22 +165,10 @@ int dbo_tcp_connect(const char *host, uint16_t port)
 	return fd;
 }
 
-int dbo_read_full(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	ssize_t n;
-
-	while (len) {
-		n = read(fd, p, len);
-		if (n <= 0)
-			return n ? -errno : -ECONNRESET;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
-/* Read exactly @len bytes within @timeout_ms in all; 0, -ETIMEDOUT, -errno. */
+/*
+ * Read exactly @len bytes within @timeout_ms in all (< 0: no limit);
+ * 0, -ETIMEDOUT, -ECONNRESET, -errno.
+ */
 int dbo_read_deadline(int fd, void *buf, size_t len, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -191,10 +179,15 @@ int dbo_read_deadline(int fd, void *buf, size_t len, int timeout_ms)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (len) {
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		left = timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 +
-					  (t.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0 || poll(&pfd, 1, left) <= 0)
+		left = -1;
+		if (timeout_ms >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			left = timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 +
+						  (t.tv_nsec - t0.tv_nsec) / 1000000);
+			if (left <= 0)
+				return -ETIMEDOUT;
+		}
+		if (poll(&pfd, 1, left) <= 0)
 			return -ETIMEDOUT;
 		n = read(fd, p, len);
 		if (n <= 0)
@@ -203,6 +196,11 @@ int dbo_read_deadline(int fd, void *buf, size_t len, int timeout_ms)
 		len -= n;
 	}
 	return 0;
+}
+
+int dbo_read_full(int fd, void *buf, size_t len)
+{
+	return dbo_read_deadline(fd, buf, len, -1);
 }
 
 int dbo_write_full(int fd, const void *buf, size_t len)

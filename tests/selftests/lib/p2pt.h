@@ -131,6 +131,21 @@ static inline int p2pt_map(int dev, unsigned int handle, unsigned int dir,
 	return p2pt_ioctl(dev, P2PT_IOC_MAP, map);
 }
 
+/*
+ * DMA address of dma-buf offset @off in mapping @m, if [@off, @off + @len)
+ * lies in one of the reported entries; 0 otherwise.
+ */
+static inline uint64_t p2pt_map_dma_addr(const struct p2pt_map *m, uint64_t off, uint64_t len)
+{
+	uint64_t start = 0;
+	unsigned int i;
+
+	for (i = 0; i < m->nr_entries; start += m->entries[i++].len)
+		if (off >= start && off + len <= start + m->entries[i].len)
+			return m->entries[i].dma_addr + (off - start);
+	return 0;
+}
+
 static inline int p2pt_unmap(int dev, unsigned int handle)
 {
 	struct p2pt_handle args = { .handle = handle };

@@ -26,23 +26,6 @@
 /* --- mappings ---------------------------------------------------------- */
 
 /*
- * DMA address of dma-buf offset @off in mapping @m, if [@off, @off + @len)
- * lies in one of the reported entries; 0 otherwise.
- */
-static inline uint64_t vdb_dma_addr(const struct p2pt_map *m, uint64_t off, uint64_t len)
-{
-	uint64_t start = 0;
-	unsigned int i;
-
-	for (i = 0; i < m->nr_entries; i++) {
-		if (off >= start && off + len <= start + m->entries[i].len)
-			return m->entries[i].dma_addr + (off - start);
-		start += m->entries[i].len;
-	}
-	return 0;
-}
-
-/*
  * Check mapping @m of a dma-buf of ranges @r[0..@n) of ivshmem BAR 2, made
  * for l->imp: the lengths add up, and each range starts at its bus address
  * (no IOMMU: BUS_ADDR, or THRU_HOST_BRIDGE without translation) or at a
@@ -67,7 +50,7 @@ static inline void vdb_check_map(struct __test_metadata *_metadata, struct vdb_l
 		EXPECT_EQ(total, mapped) TH_LOG("bytes mapped in %u entries", m->nents);
 	}
 	for (i = 0; i < n; off += r[i].length, i++) {
-		a = vdb_dma_addr(m, off, 4096);
+		a = p2pt_map_dma_addr(m, off, 4096);
 		if (!a && m->nents > P2PT_MAX_ENTRIES)
 			break;			/* beyond the reported entries */
 		ASSERT_NE(0, a) TH_LOG("range %u: dma-buf offset 0x%llx not mapped", i,

@@ -128,18 +128,6 @@ static long target_stop(struct target *t)
 	return n;
 }
 
-/* DMA address of offset @off of mapping @m, if @len bytes fit in one entry. */
-static uint64_t dma_at(const struct p2pt_map *m, uint64_t off, uint64_t len)
-{
-	uint64_t start = 0;
-	unsigned int i;
-
-	for (i = 0; i < m->nr_entries; start += m->entries[i++].len)
-		if (off >= start && off + len <= start + m->entries[i].len)
-			return m->entries[i].dma_addr + off - start;
-	return 0;
-}
-
 FIXTURE(engine) {
 	int dev;
 	char nvme[LAB_BDF_LEN], edu2[LAB_BDF_LEN];
@@ -203,7 +191,7 @@ static int engine_write(FIXTURE_DATA(engine) *self, bool db, uint64_t off, void 
 			size_t len)
 {
 	const struct p2pt_map *m = db ? &self->db_map : &self->cmb_map;
-	uint64_t a = dma_at(m, off, len);
+	uint64_t a = p2pt_map_dma_addr(m, off, len);
 
 	if (!a)
 		return -ERANGE;
@@ -308,7 +296,7 @@ TEST_F_TIMEOUT(engine, write_read_by_dma_engine, 300)
 		ASSERT_EQ(0, engine_cmd(self, NVME_CMD_READ, lba, slot, &sf));
 		ASSERT_EQ(0, sf);
 		ASSERT_EQ(0, p2pt_dma(self->dev, self->cmb_h, P2PT_DMA_FROM_PEER,
-				      dma_at(&self->cmb_map, self->t.data_off + slot * SLOT, SLOT),
+				      p2pt_map_dma_addr(&self->cmb_map, self->t.data_off + slot * SLOT, SLOT),
 				      got, SLOT));
 		EXPECT_EQ(0, memcmp(want, got, SLOT))
 			TH_LOG("READ of block %llu into the CMB differs", (unsigned long long)lba);

@@ -118,6 +118,10 @@ class Target(Proc):
         self.ready = self.expect('ready')
         if not self.ready:
             self.stop()
+            return
+        lba_size = int(self.ready['lba_size'])
+        self.per = int(self.ready['data_slot']) // lba_size  # blocks per command
+        self.img = Image(lba_size)
 
     def stop(self):
         """SIGTERM; its 'stats' line as a dict (or None)."""
@@ -215,7 +219,7 @@ def case_offload(lab, lba0):
     t = Target(lab.bdf)
     if not t.ready:
         return f'target not ready:\n{t.output()}'
-    per = int(t.ready['data_slot']) // int(t.ready['lba_size'])
+    per, img = t.per, t.img
     c = client(t, '-n', 8, '-r', '-s', 11, '-l', lba0 * per, '-w', stdin=True)
     err = None
     if not c.expect('waiting for=go'):
@@ -239,7 +243,7 @@ def case_offload(lab, lba0):
     if not err and (not stats or stats['io_submissions'] != '0'):
         err = f'the target submitted I/O itself: {stats}'
     if not err:
-        err = check_blocks(Image(int(t.ready['lba_size'])), 11, lba0, 8, per)
+        err = check_blocks(img, 11, lba0, 8, per)
     return err and f'{err}\n{t.output()}\n{c.output()}'
 
 
@@ -251,7 +255,7 @@ def case_via_target(lab, lba0):
     t = Target(lab.bdf, '-m', 'via-target')
     if not t.ready:
         return f'target not ready:\n{t.output()}'
-    per = int(t.ready['data_slot']) // int(t.ready['lba_size'])
+    per, img = t.per, t.img
     c = client(t, '-n', 8, '-r', '-s', 12, '-l', lba0 * per)
     summary = c.expect('summary')
     rc = c.finish()
@@ -272,7 +276,7 @@ def case_via_target(lab, lba0):
     elif not stats or stats['io_submissions'] != '16':
         err = f'expected 16 submissions by the target: {stats}'
     else:
-        err = check_blocks(Image(int(t.ready['lba_size'])), 12, lba0, 8, per)
+        err = check_blocks(img, 12, lba0, 8, per)
     return err and f'{err}\n{t.output()}\n{c.output()}'
 
 
@@ -284,7 +288,7 @@ def case_misuse(lab, lba0):
     t = Target(lab.bdf)
     if not t.ready:
         return f'target not ready:\n{t.output()}'
-    per = int(t.ready['data_slot']) // int(t.ready['lba_size'])
+    per, img = t.per, t.img
     err = None
     for i, (kind, info) in enumerate((('bad-tail', '0x1'), ('bad-db', '0x0'))):
         c = client(t, '-B', kind, '-n', 1, '-r', '-s', 13, '-l', (lba0 + i) * per)
@@ -310,7 +314,7 @@ def case_misuse(lab, lba0):
     if not err and (not stats or stats['io_submissions'] != '0'):
         err = f'the target submitted I/O itself: {stats}'
     if not err:
-        err = check_blocks(Image(int(t.ready['lba_size'])), 13, lba0, 2, per)
+        err = check_blocks(img, 13, lba0, 2, per)
     return err and f'{err}\n{t.output()}'
 
 
@@ -323,8 +327,7 @@ def case_memory_off(lab, lba0):
     t = Target(lab.bdf)
     if not t.ready:
         return f'target not ready:\n{t.output()}'
-    per = int(t.ready['data_slot']) // int(t.ready['lba_size'])
-    img = Image(int(t.ready['lba_size']))
+    per, img = t.per, t.img
     c = client(t, '-S', '-w', '-n', 4, '-s', 14, '-l', lba0 * per, stdin=True)
     err = None
     if not c.expect('waiting for=go'):
@@ -377,8 +380,7 @@ def case_reset(lab, lba0):
     t = Target(lab.bdf)
     if not t.ready:
         return f'target not ready:\n{t.output()}'
-    per = int(t.ready['data_slot']) // int(t.ready['lba_size'])
-    img = Image(int(t.ready['lba_size']))
+    per, img = t.per, t.img
     c = client(t, '-S', '-X', '-n', n, '-s', 15, '-l', lba0 * per, stdin=True)
     err = None
     done = None

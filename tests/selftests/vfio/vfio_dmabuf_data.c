@@ -88,10 +88,10 @@ TEST_F_TIMEOUT(data, one_range, 120)
 		p2pt_check_to_peer(_metadata, &l->lab, h, m.entries[0].dma_addr,
 				   r.offset, 4096);
 		p2pt_check_to_peer(_metadata, &l->lab, h,
-				   vdb_dma_addr(&m, 0x8000 + 100, 1000),
+				   p2pt_map_dma_addr(&m, 0x8000 + 100, 1000),
 				   r.offset + 0x8000 + 100, 1000);
 		p2pt_check_from_peer(_metadata, &l->lab, h,
-				     vdb_dma_addr(&m, r.length - 4096, 4096),
+				     p2pt_map_dma_addr(&m, r.length - 4096, 4096),
 				     r.offset + r.length - 4096, 4096);
 		uint8_t buf[32] = { 0 };
 
@@ -132,7 +132,7 @@ TEST_F_TIMEOUT(data, ranges, 180)
 	vdb_check_map(_metadata, l, &m, r, 3);
 	for (i = 0; i < 3 && l->dma; off += r[i].length, i++) {
 		/* The last 1 KiB of each range. */
-		a = vdb_dma_addr(&m, off + r[i].length - 1024, 1024);
+		a = p2pt_map_dma_addr(&m, off + r[i].length - 1024, 1024);
 		ASSERT_NE(0, a);
 		if (i == 1)
 			p2pt_check_from_peer(_metadata, &l->lab, h, a,
@@ -162,9 +162,9 @@ TEST_F_TIMEOUT(data, whole_bar, 120)
 	ASSERT_LT(0, h);
 	vdb_check_map(_metadata, l, &m, &r, 1);
 	if (l->dma) {
-		p2pt_check_to_peer(_metadata, &l->lab, h, vdb_dma_addr(&m, 0, 2048), 0, 2048);
+		p2pt_check_to_peer(_metadata, &l->lab, h, p2pt_map_dma_addr(&m, 0, 2048), 0, 2048);
 		p2pt_check_to_peer(_metadata, &l->lab, h,
-				   vdb_dma_addr(&m, r.length - 2048, 2048),
+				   p2pt_map_dma_addr(&m, r.length - 2048, 2048),
 				   r.length - 2048, 2048);
 	}
 	EXPECT_EQ(0, p2pt_release(l->lab.dev, h));
@@ -223,7 +223,7 @@ TEST_F_TIMEOUT(data, vmap, 120)
 				 P2PT_STATUS_VMAP_IOMEM, 0);
 		if (l->dma)
 			p2pt_check_from_peer(_metadata, &l->lab, h,
-					     vdb_dma_addr(&m, 0x3000, 1024), r[2].offset, 1024);
+					     p2pt_map_dma_addr(&m, 0x3000, 1024), r[2].offset, 1024);
 		EXPECT_EQ(0, p2pt_unmap(l->lab.dev, h));
 	}
 	EXPECT_EQ(0, p2pt_vunmap(l->lab.dev, h));
