@@ -3,7 +3,7 @@
 #   make check [T=substring]  build everything, boot the lab, run all tests
 #   make demo                 build, boot the lab, show P2P RDMA into a BAR
 #   make bench-<name>         run one benchmark (bench/README.md)
-#   make tree | kernel | kernel-nmn | userspace | tests | fetch | deps | clean
+#   make tree | kernel | kernel-nmn | kernel-bench | userspace | tests | fetch | deps | clean
 #
 # Every build starts with scripts/deps (the Debian packages; a second of
 # dpkg queries when they are there, apt-get when not), so make demo and
@@ -16,7 +16,7 @@ export BUILD T
 
 CC := gcc
 
-.PHONY: all deps fetch tree kernel kernel-nmn userspace tests check demo shell clean distclean
+.PHONY: all deps fetch tree kernel kernel-nmn kernel-bench userspace tests check demo shell clean distclean
 
 all: kernel userspace tests
 
@@ -44,6 +44,16 @@ kernel-nmn: kernel
 	CONFIG_FRAGMENTS="configs/lab.config configs/debug.config configs/no-move-notify.config" \
 		$(TOP)/scripts/mkkernel
 
+# The benchmark kernel (configs/bench.config): the lab configuration with
+# the debug checkers off. Its own build directory; nearly every object
+# differs from the lab kernel's (KASAN), so it is not seeded from it.
+BENCH_KBUILD := $(BUILD)/kbuild-bench
+export BENCH_KBUILD
+kernel-bench: kernel
+	KBUILD_OUT=$(BENCH_KBUILD) \
+	CONFIG_FRAGMENTS="configs/lab.config configs/bench.config" \
+		$(TOP)/scripts/mkkernel
+
 userspace: deps
 	$(TOP)/scripts/mkuserspace
 
@@ -66,7 +76,7 @@ shell: kernel
 	$(TOP)/lab/run --shell
 
 clean:
-	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-nmn $(BUILD)/tests $(BUILD)/bench $(BUILD)/lab
+	rm -rf $(BUILD)/kbuild $(BUILD)/kbuild-nmn $(BUILD)/kbuild-bench $(BUILD)/tests $(BUILD)/bench $(BUILD)/lab
 
 distclean:
 	rm -rf $(BUILD)

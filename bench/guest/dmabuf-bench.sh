@@ -5,7 +5,8 @@
 set -euo pipefail
 BUILD=$LAB_TOP/build
 mod=p2p_dmabuf_test
-[ -d "/sys/module/$mod" ] || insmod "$BUILD/tests/modules/$mod.ko"
+# The modules built for the booted kernel (bench/lib/lab.py: LAB_MODULES).
+[ -d "/sys/module/$mod" ] || insmod "${LAB_MODULES:-$BUILD/tests/modules}/$mod.ko"
 args=()
 run() {
 	echo "# dmabuf-bench ${args[*]}" >> "$LAB_RUN/bench.out"
