@@ -60,3 +60,17 @@ def bar_chart(title, groups, series, ylabel, ref=None):
         out.append(f'<text x="{left + pw + 33}" y="{ly}">{html.escape(name)}</text>')
     out.append('</svg>')
     return '\n'.join(out) + '\n'
+
+
+def linfit(xs, ys):
+    """Least-squares line through (@xs, @ys): (slope, intercept, standard
+    error of the slope); the error is None with fewer than three points."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    icpt = my - slope * mx
+    if n < 3:
+        return slope, icpt, None
+    rss = sum((y - icpt - slope * x) ** 2 for x, y in zip(xs, ys))
+    return slope, icpt, (rss / (n - 2) / sxx) ** 0.5

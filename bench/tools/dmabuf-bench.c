@@ -4,12 +4,14 @@
  * Runs in the lab with the test module loaded; one line of "key=value"
  * pairs per measure on stdout, for the host scripts.
  *
- *   dmabuf-bench cost
- *	ivshmem's whole BAR 2 as struct-page P2P memory
- *	(pci_p2pdma_add_resource() through the test module), then as one
- *	dma-buf exported by vfio-pci, imported and mapped by the test
- *	importer: time and /proc/meminfo deltas (MemFree, Slab, VmallocUsed,
- *	PageTables) of each step.
+ *   dmabuf-bench cost [K [STEP]]
+ *	ivshmem's whole BAR 2 as dma-bufs exported by vfio-pci: the readings'
+ *	noise (nothing done), the first export (vfio-pci's claim of the BAR),
+ *	then K (default 1024) dma-bufs of the whole BAR held at once,
+ *	exported only, then exported, imported and mapped by the test
+ *	importer, one reading after every STEP (64); then the BAR as struct-page P2P memory
+ *	(pci_p2pdma_add_resource() through the test module). A reading is the
+ *	kernel's exact memory counters against a base (see struct mem).
  *   dmabuf-bench map N...
  *	a dma-buf of N 4 KiB ranges of BAR 2 (never adjacent, so nothing
  *	merges; a BAR smaller than N pages repeats them): time to export,
@@ -24,6 +26,7 @@
  *
  * Exit status 0, or 1 with a message on stderr.
  */
+#include <sys/resource.h>
 #include <time.h>
 #include "rxe_rc.h"
 #include "vfio_dmabuf_ops.h"
@@ -64,45 +67,111 @@ static double median(double *v, int n)
 
 /* --- memory ------------------------------------------------------------- */
 
-struct mem {
-	long free, slab, vmalloc, pagetables;	/* kB */
+/*
+ * What the kernel holds, from the counters 6.12 keeps exactly: slab objects
+ * (/proc/slabinfo: active objects times object size, summed over caches;
+ * objects in a CPU's slab count as active, so single readings move by up to
+ * a slab and only a fit over many steps is exact), vmalloc'ed pages,
+ * page tables (user, and secondary: IOMMU and KVM), IOMMU page-table pages
+ * and the memmap pages allocated for hot-added memory (ZONE_DEVICE
+ * included); MemFree as the cross-check that nothing else moved.
+ */
+enum {
+	C_MEMFREE, C_SLAB, C_SLAB_OBJ, C_VMALLOC, C_PAGETABLES, C_SECPT,
+	C_IOMMU, C_MEMMAP, NR_C
+};
+static const char *const cname[NR_C] = {
+	[C_MEMFREE] = "memfree_kb",		/* taken: MemFree's drop */
+	[C_SLAB] = "slab_kb",
+	[C_SLAB_OBJ] = "slab_obj_b",
+	[C_VMALLOC] = "vmalloc_kb",
+	[C_PAGETABLES] = "pagetables_kb",
+	[C_SECPT] = "secpagetables_kb",
+	[C_IOMMU] = "iommu_pages",
+	[C_MEMMAP] = "memmap_pages",
 };
 
-static void mem_read(struct mem *m)
-{
-	char key[64];
-	long val;
-	FILE *f;
+struct mem {
+	long long c[NR_C];
+};
 
-	/* Page cache and slab caches that can go, so that they do not move. */
-	sync();
-	lab_sysfs_write("/proc/sys/vm/drop_caches", "3");
-	memset(m, 0, sizeof(*m));
-	f = fopen("/proc/meminfo", "re");
+static void read_meminfo(struct mem *m)
+{
+	static const struct { const char *key; int c; } keys[] = {
+		{ "MemFree:", C_MEMFREE }, { "Slab:", C_SLAB },
+		{ "VmallocUsed:", C_VMALLOC }, { "PageTables:", C_PAGETABLES },
+		{ "SecPageTables:", C_SECPT },
+	};
+	char key[64];
+	long long val;
+	unsigned int i;
+	FILE *f = fopen("/proc/meminfo", "re");
+
 	if (!f)
 		die("/proc/meminfo: %s", strerror(errno));
-	while (fscanf(f, "%63s %ld kB\n", key, &val) == 2) {
-		if (!strcmp(key, "MemFree:"))
-			m->free = val;
-		else if (!strcmp(key, "Slab:"))
-			m->slab = val;
-		else if (!strcmp(key, "VmallocUsed:"))
-			m->vmalloc = val;
-		else if (!strcmp(key, "PageTables:"))
-			m->pagetables = val;
+	while (fscanf(f, "%63s %lld%*[^\n]\n", key, &val) == 2)
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (!strcmp(key, keys[i].key))
+				m->c[keys[i].c] = val;
+	fclose(f);
+}
+
+static void read_vmstat(struct mem *m)
+{
+	char key[64];
+	long long val;
+	FILE *f = fopen("/proc/vmstat", "re");
+
+	if (!f)
+		die("/proc/vmstat: %s", strerror(errno));
+	while (fscanf(f, "%63s %lld\n", key, &val) == 2) {
+		if (!strcmp(key, "nr_iommu_pages"))
+			m->c[C_IOMMU] = val;
+		else if (!strcmp(key, "nr_memmap_pages"))
+			m->c[C_MEMMAP] = val;
 	}
 	fclose(f);
 }
 
-/* Print what @what cost since @a (kB taken: MemFree's drop, the others' rise). */
+static void read_slabinfo(struct mem *m)
+{
+	char line[512], name[128];
+	long long active, total, size;
+	FILE *f = fopen("/proc/slabinfo", "re");
+
+	if (!f)
+		die("/proc/slabinfo: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%127s %lld %lld %lld", name, &active, &total, &size) == 4)
+			m->c[C_SLAB_OBJ] += active * size;
+	fclose(f);
+}
+
+static void mem_read(struct mem *m)
+{
+	/* Page cache and slab caches that can go, so that they do not move. */
+	sync();
+	lab_sysfs_write("/proc/sys/vm/drop_caches", "3");
+	memset(m, 0, sizeof(*m));
+	read_meminfo(m);
+	read_vmstat(m);
+	read_slabinfo(m);
+}
+
+/* Print @what: its time and what the kernel took since @a (MemFree: its drop). */
 static void mem_report(const char *what, const struct mem *a, double us)
 {
 	struct mem b;
+	int i;
 
 	mem_read(&b);
-	printf("%s us=%.1f memfree_kb=%ld slab_kb=%ld vmalloc_kb=%ld pagetables_kb=%ld\n",
-	       what, us, a->free - b.free, b.slab - a->slab, b.vmalloc - a->vmalloc,
-	       b.pagetables - a->pagetables);
+	printf("%s", what);
+	if (us >= 0)
+		printf(" us=%.1f", us);
+	for (i = 0; i < NR_C; i++)
+		printf(" %s=%lld", cname[i],
+		       i == C_MEMFREE ? a->c[i] - b.c[i] : b.c[i] - a->c[i]);
+	putchar('\n');
 }
 
 /* --- set-up ------------------------------------------------------------- */
@@ -134,55 +203,114 @@ static int import_map(int fd, struct p2pt_map *m)
 
 /* --- cost --------------------------------------------------------------- */
 
-/* The dma-buf side of cost(): export, import, map; @tag names the round. */
-static void cost_dmabuf(const char *tag)
+#define NULL_READINGS	8
+/*
+ * IOVA space the mapped dma-bufs may take at once: the test importer's
+ * IOMMU domain in the lab ends at 2^39 (AMD's three-level page table).
+ */
+#define IOVA_BUDGET	(256ULL << 30)
+
+/*
+ * Hold @k dma-bufs of the whole BAR at once, each exported and, with
+ * @import, imported and mapped by the test importer; one reading after every
+ * @step (against @base, taken before the first), then all given back and one more
+ * reading, which must be back at @base. The host fits the bytes per dma-buf
+ * over the readings.
+ */
+static void cost_hold(const char *series, int k, int step, bool import)
 {
-	char what[64];
+	int *fd = calloc(k, sizeof(*fd)), *h = calloc(k, sizeof(*h));
+	double te = 0, ti = 0, tm = 0, t;
+	char what[96];
 	struct p2pt_map m;
+	struct mem base;
+	int i, err;
+
+	if (!fd || !h)
+		die("out of memory");
+	mem_read(&base);
+	mem_report(series, &base, -1);	/* k = 0 */
+	for (i = 0; i < k; i++) {
+		t = now_us();
+		fd[i] = vdb_export1(l.v.device, IVSHMEM_BAR, 0, l.lab.bar_size);
+		te += now_us() - t;
+		if (fd[i] < 0)
+			die("VFIO_DEVICE_FEATURE_DMA_BUF %d: %s", i, strerror(-fd[i]));
+		if (import) {
+			t = now_us();
+			h[i] = import_map(fd[i], NULL);
+			ti += now_us() - t;
+			t = now_us();
+			err = p2pt_map(l.lab.dev, h[i], P2PT_DIR_BIDIRECTIONAL, &m);
+			tm += now_us() - t;
+			if (err)
+				die("map %d: %s", i, strerror(-err));
+		}
+		if ((i + 1) % step && i + 1 != k)
+			continue;
+		snprintf(what, sizeof(what), "%s k=%d", series, i + 1);
+		mem_report(what, &base, -1);
+	}
+	printf("%s_time k=%d export_us=%.1f import_us=%.1f map_us=%.1f", series, k,
+	       te / k, ti / k, tm / k);
+	if (import)
+		printf(" route=%s nents=%u importer=%s", p2pt_route_name(l.route), m.nents,
+		       l.imp);
+	putchar('\n');
+	for (i = 0; i < k; i++) {
+		if (import)
+			p2pt_release(l.lab.dev, h[i]);
+		close(fd[i]);
+	}
+	/* Files, dentries and inodes go after an RCU grace period. */
+	sleep(1);
+	snprintf(what, sizeof(what), "%s_released", series);
+	mem_report(what, &base, -1);
+	free(fd);
+	free(h);
+}
+
+static void cost(int hold, int step)
+{
+	struct p2pt_p2pmem pm = { .bar = IVSHMEM_BAR };
+	struct rlimit fds;
 	struct mem a;
 	double t;
-	int err, fd, h;
+	int i, fd, err;
 
+	/* One file per dma-buf held, and a few more. */
+	if (hold < 1 || step < 1 || getrlimit(RLIMIT_NOFILE, &fds))
+		die("bad hold count or step");
+	fds.rlim_cur = fds.rlim_max;
+	if (fds.rlim_cur < (rlim_t)hold + 64 || setrlimit(RLIMIT_NOFILE, &fds))
+		die("cannot hold %d files open", hold + 64);
+	setup_vfio();
+	printf("bar bytes=%llu\n", (unsigned long long)l.lab.bar_size);
+	/* The readings' noise: nothing done between two readings. */
+	for (i = 0; i < NULL_READINGS; i++) {
+		mem_read(&a);
+		mem_report("null", &a, -1);
+	}
+	/*
+	 * The first dma-buf of a BAR claims it for vfio-pci
+	 * (vfio_pci_core_setup_barmap()), once for the device's life: what
+	 * stays after the dma-buf is closed is that claim.
+	 */
 	mem_read(&a);
 	t = now_us();
 	fd = vdb_export1(l.v.device, IVSHMEM_BAR, 0, l.lab.bar_size);
 	t = now_us() - t;
 	if (fd < 0)
 		die("VFIO_DEVICE_FEATURE_DMA_BUF: %s", strerror(-fd));
-	snprintf(what, sizeof(what), "dmabuf_export%s", tag);
-	mem_report(what, &a, t);
-	mem_read(&a);
-	t = now_us();
-	h = import_map(fd, NULL);
-	t = now_us() - t;
-	snprintf(what, sizeof(what), "dmabuf_import%s", tag);
-	mem_report(what, &a, t);
-	mem_read(&a);
-	t = now_us();
-	err = p2pt_map(l.lab.dev, h, P2PT_DIR_BIDIRECTIONAL, &m);
-	t = now_us() - t;
-	if (err)
-		die("map: %s", strerror(-err));
-	snprintf(what, sizeof(what), "dmabuf_map%s", tag);
-	mem_report(what, &a, t);
-	printf("dmabuf_route%s route=%s nents=%u importer=%s\n", tag, p2pt_route_name(l.route),
-	       m.nents, l.imp);
-	p2pt_release(l.lab.dev, h);
 	close(fd);
-}
-
-static void cost(void)
-{
-	struct p2pt_p2pmem pm = { .bar = IVSHMEM_BAR };
-	struct mem a;
-	double t;
-	int err;
-
-	setup_vfio();
-	printf("bar bytes=%llu\n", (unsigned long long)l.lab.bar_size);
-	/* The first round pays one-time costs (see the report); the second is the measure. */
-	cost_dmabuf("_first");
-	cost_dmabuf("");
+	mem_report("first_export", &a, t);
+	cost_hold("hold_export", hold, step, false);
+	/* Each mapping takes the BAR's size of the importer's IOVA space. */
+	if ((uint64_t)hold * l.lab.bar_size > IOVA_BUDGET) {
+		hold = IOVA_BUDGET / l.lab.bar_size;
+		step = hold / 16 ? hold / 16 : 1;
+	}
+	cost_hold("hold_mapped", hold, step, true);
 	vdb_lab_restore(&l);
 
 	err = p2pt_lab_setup(&l.lab);
@@ -201,7 +329,7 @@ static void cost(void)
 	t = now_us() - t;
 	if (err)
 		die("unbind: %s", strerror(-err));
-	printf("p2pmem_release_unbind us=%.1f\n", t);
+	mem_report("p2pmem_released", &a, t);
 	p2pt_lab_restore(&l.lab);
 }
 
@@ -371,7 +499,7 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc >= 2 && !strcmp(argv[1], "cost"))
-		cost();
+		cost(argc >= 3 ? atoi(argv[2]) : 1024, argc >= 4 ? atoi(argv[3]) : 64);
 	else if (argc >= 3 && !strcmp(argv[1], "map"))
 		map_scaling(argc - 2, argv + 2);
 	else if (argc >= 3 && !strcmp(argv[1], "revoke"))
@@ -379,6 +507,6 @@ int main(int argc, char **argv)
 	else if (argc >= 3 && !strcmp(argv[1], "revoke-rxe"))
 		revoke_scaling(argc - 2, argv + 2, true);
 	else
-		die("usage: dmabuf-bench cost | map N... | revoke K... | revoke-rxe K...");
+		die("usage: dmabuf-bench cost [K [STEP]] | map N... | revoke K... | revoke-rxe K...");
 	return 0;
 }
