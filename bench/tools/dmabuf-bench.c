@@ -12,15 +12,16 @@
  *	importer, one reading after every STEP (64); then the BAR as struct-page P2P memory
  *	(pci_p2pdma_add_resource() through the test module). A reading is the
  *	kernel's exact memory counters against a base (see struct mem).
- *   dmabuf-bench map N...
+ *   dmabuf-bench [-r R] map N...
  *	a dma-buf of N 4 KiB ranges of BAR 2 (never adjacent, so nothing
  *	merges; a BAR smaller than N pages repeats them): time to export,
- *	map and unmap it, and the DMA entries of the mapping. Median of 3.
- *   dmabuf-bench revoke K...
+ *	map and unmap it, and the DMA entries of the mapping. R rounds
+ *	(default 3) over every N, one line per measure.
+ *   dmabuf-bench [-r R] revoke K...
  *	one dma-buf of 64 KiB, K test importers each with a mapping: time
  *	of the revoke by memory decoding off (a PCI_COMMAND write through
- *	VFIO) and of VFIO_DEVICE_RESET. Median of 3.
- *   dmabuf-bench revoke-rxe K...
+ *	VFIO) and of VFIO_DEVICE_RESET, R times each, one line per round.
+ *   dmabuf-bench [-r R] revoke-rxe K...
  *	the same with K rxe dma-buf MRs, each accessed once (mapped) by an
  *	RDMA WRITE before each revoke.
  *
@@ -35,9 +36,8 @@
 
 #define MR_IOVA		0x7f0000000000ULL
 #define REV_LEN		0x10000
-#define REPEAT		3
-
 static struct vdb_lab l;
+static int repeat = 3;
 
 /* Nothing to undo: the lab devices go back to their drivers at exit (p2pt.h). */
 static void cleanup(void)
@@ -50,19 +50,6 @@ static double now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return v[n / 2];
 }
 
 /* --- memory ------------------------------------------------------------- */
@@ -335,52 +322,58 @@ static void cost(int hold, int step)
 
 /* --- map scaling -------------------------------------------------------- */
 
+/* One export, map and unmap of a dma-buf of @n ranges; one line. */
+static void map_once(uint64_t n, uint64_t pages, int rep)
+{
+	struct vfio_region_dma_range *r = calloc(n, sizeof(*r));
+	double te, tm, tu, t;
+	struct p2pt_map m;
+	int fd, h, err;
+	uint64_t i;
+
+	if (!r)
+		die("out of memory for %llu ranges", (unsigned long long)n);
+	for (i = 0; i < n; i++) {
+		r[i].offset = (2 * i % pages) * 4096;
+		r[i].length = 4096;
+	}
+	t = now_us();
+	fd = vdb_export(l.v.device, IVSHMEM_BAR, r, n);
+	te = now_us() - t;
+	if (fd < 0)
+		die("export of %llu ranges: %s", (unsigned long long)n, strerror(-fd));
+	h = import_map(fd, NULL);
+	t = now_us();
+	err = p2pt_map(l.lab.dev, h, P2PT_DIR_BIDIRECTIONAL, &m);
+	tm = now_us() - t;
+	if (err)
+		die("map of %llu ranges: %s", (unsigned long long)n, strerror(-err));
+	t = now_us();
+	err = p2pt_unmap(l.lab.dev, h);
+	tu = now_us() - t;
+	if (err)
+		die("unmap: %s", strerror(-err));
+	p2pt_release(l.lab.dev, h);
+	close(fd);
+	free(r);
+	printf("map ranges=%llu rep=%d export_us=%.1f map_us=%.1f unmap_us=%.1f nents=%u route=%s\n",
+	       (unsigned long long)n, rep, te, tm, tu, m.nents, p2pt_route_name(l.route));
+}
+
 static void map_scaling(int argc, char **argv)
 {
-	uint64_t pages, i, n;
-	struct vfio_region_dma_range *r;
-	double te[REPEAT], tm[REPEAT], tu[REPEAT], t;
-	struct p2pt_map m;
-	int k, a, fd, h, err;
+	uint64_t pages;
+	int k, a;
 
 	setup_vfio();
 	pages = l.lab.bar_size / 4096;
-	for (a = 0; a < argc; a++) {
-		n = strtoull(argv[a], NULL, 0);
-		r = calloc(n, sizeof(*r));
-		if (!n || !r)
+	for (a = 0; a < argc; a++)
+		if (!strtoull(argv[a], NULL, 0))
 			die("bad range count %s", argv[a]);
-		for (i = 0; i < n; i++) {
-			r[i].offset = (2 * i % pages) * 4096;
-			r[i].length = 4096;
-		}
-		for (k = 0; k < REPEAT; k++) {
-			t = now_us();
-			fd = vdb_export(l.v.device, IVSHMEM_BAR, r, n);
-			te[k] = now_us() - t;
-			if (fd < 0)
-				die("export of %llu ranges: %s", (unsigned long long)n,
-				    strerror(-fd));
-			h = import_map(fd, NULL);
-			t = now_us();
-			err = p2pt_map(l.lab.dev, h, P2PT_DIR_BIDIRECTIONAL, &m);
-			tm[k] = now_us() - t;
-			if (err)
-				die("map of %llu ranges: %s", (unsigned long long)n,
-				    strerror(-err));
-			t = now_us();
-			err = p2pt_unmap(l.lab.dev, h);
-			tu[k] = now_us() - t;
-			if (err)
-				die("unmap: %s", strerror(-err));
-			p2pt_release(l.lab.dev, h);
-			close(fd);
-		}
-		printf("map ranges=%llu export_us=%.1f map_us=%.1f unmap_us=%.1f nents=%u route=%s\n",
-		       (unsigned long long)n, median(te, REPEAT), median(tm, REPEAT),
-		       median(tu, REPEAT), m.nents, p2pt_route_name(l.route));
-		free(r);
-	}
+	/* Repeats interleaved: a drift of the machine spreads over every count. */
+	for (k = 0; k < repeat; k++)
+		for (a = 0; a < argc; a++)
+			map_once(strtoull(argv[a], NULL, 0), pages, k);
 	vdb_lab_restore(&l);
 }
 
@@ -411,7 +404,7 @@ static double time_reset(void)
 
 static void revoke_scaling(int argc, char **argv, bool rxe)
 {
-	double toff[REPEAT], treset[REPEAT], t0, t1;
+	double toff = 0, treset, t0, t1;
 	struct ibv_mr **mrs = NULL;
 	struct p2pt_map m;
 	struct rc rc = {};
@@ -454,7 +447,9 @@ static void revoke_scaling(int argc, char **argv, bool rxe)
 				die("MR %d: %s", i, strerror(errno));
 		}
 		t1 = now_us() - t0;
-		for (k = 0; k < 2 * REPEAT; k++) {
+		printf("attach importers=%d kind=%s us=%.1f\n", n,
+		       rxe ? "rxe_mr" : "test_importer", t1);
+		for (k = 0; k < 2 * repeat; k++) {
 			/* Every importer holds a mapping when the revoke comes. */
 			for (i = 0; i < n; i++) {
 				if (!rxe) {
@@ -469,14 +464,14 @@ static void revoke_scaling(int argc, char **argv, bool rxe)
 				if (st != IBV_WC_SUCCESS)
 					die("WRITE into MR %d: %s", i, ibv_wc_status_str(st));
 			}
-			if (k % 2)
-				treset[k / 2] = time_reset();
-			else
-				toff[k / 2] = time_memory_off();
+			if (!(k % 2)) {
+				toff = time_memory_off();
+				continue;
+			}
+			treset = time_reset();
+			printf("revoke importers=%d kind=%s rep=%d memoff_us=%.1f reset_us=%.1f\n",
+			       n, rxe ? "rxe_mr" : "test_importer", k / 2, toff, treset);
 		}
-		printf("revoke importers=%d kind=%s attach_us=%.1f memoff_us=%.1f reset_us=%.1f\n",
-		       n, rxe ? "rxe_mr" : "test_importer", t1, median(toff, REPEAT),
-		       median(treset, REPEAT));
 		for (i = 0; i < n; i++) {
 			if (rxe)
 				ibv_dereg_mr(mrs[i]);
@@ -498,6 +493,13 @@ static void revoke_scaling(int argc, char **argv, bool rxe)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc >= 3 && !strcmp(argv[1], "-r")) {
+		repeat = atoi(argv[2]);
+		if (repeat < 1)
+			die("bad repeat count %s", argv[2]);
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "cost"))
 		cost(argc >= 3 ? atoi(argv[2]) : 1024, argc >= 4 ? atoi(argv[3]) : 64);
 	else if (argc >= 3 && !strcmp(argv[1], "map"))
@@ -507,6 +509,6 @@ int main(int argc, char **argv)
 	else if (argc >= 3 && !strcmp(argv[1], "revoke-rxe"))
 		revoke_scaling(argc - 2, argv + 2, true);
 	else
-		die("usage: dmabuf-bench cost [K [STEP]] | map N... | revoke K... | revoke-rxe K...");
+		die("usage: dmabuf-bench cost [K [STEP]] | [-r R] {map N... | revoke K... | revoke-rxe K...}");
 	return 0;
 }
