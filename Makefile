@@ -3,7 +3,7 @@
 #   make check [T=substring]  build everything, boot the lab, run all tests
 #   make demo                 build, boot the lab, show P2P RDMA into a BAR
 #   make bench-<name>         run one benchmark (bench/README.md)
-#   make tree | kernel | kernel-nmn | kernel-bench | userspace | tests | fetch | deps | clean
+#   make tree | kernel | kernel-nmn | kernel-bench | userspace | perftest-rdma44 | tests | fetch | deps | clean
 #
 # Every build starts with scripts/deps (the Debian packages; a second of
 # dpkg queries when they are there, apt-get when not), so make demo and
@@ -16,7 +16,7 @@ export BUILD T
 
 CC := gcc
 
-.PHONY: all deps fetch tree kernel kernel-nmn kernel-bench userspace tests check demo shell clean distclean
+.PHONY: all deps fetch tree kernel kernel-nmn kernel-bench userspace perftest-rdma44 tests check demo shell clean distclean
 
 all: kernel userspace tests
 
@@ -56,6 +56,11 @@ kernel-bench: kernel
 
 userspace: deps
 	$(TOP)/scripts/mkuserspace
+
+# Compile the patched perftest against Debian 12's own rdma-core 44 (and as
+# if without ibv_reg_dmabuf_mr), out of tree; nothing is installed.
+perftest-rdma44: deps
+	$(TOP)/scripts/mkuserspace rdma44
 
 include $(TOP)/tests/Makefile
 include $(TOP)/bench/Makefile
