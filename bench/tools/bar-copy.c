@@ -3,13 +3,14 @@
  * bar-copy: the CPU cost of the bounce a user has without dma-buf MRs
  * (RDMA into host memory, then a copy into the BAR through the VFIO mmap).
  *
- *   bar-copy DEVICE BAR OFFSET SIZE...
+ *   bar-copy [-n COUNT] [-r] DEVICE BAR OFFSET SIZE...
  *
  * DEVICE is a lab device name (lab/devices) or an address, bound to
  * vfio-pci; OFFSET is where in the BAR the copies go. For each SIZE, copies
- * SIZE bytes of host memory into the BAR until at least 0.5 s have passed
- * (at least 10 copies) and prints "SIZE COPIES USEC_PER_COPY". Exit status
- * 0, or 1 with a message.
+ * SIZE bytes of host memory into the BAR (with -r: out of the BAR into host
+ * memory) until at least 0.5 s have passed (at least 10 copies), or COUNT
+ * times, and prints "SIZE COPIES USEC_PER_COPY". Exit status 0, or 1 with a
+ * message.
  */
 #include <time.h>
 #include "lab.h"
@@ -28,13 +29,25 @@ int main(int argc, char **argv)
 	struct vfio_region_info bar;
 	char bdf[LAB_BDF_LEN];
 	uint64_t off, size, max = 0;
-	unsigned long n;
+	unsigned long n, count = 0;
+	bool out = false;
 	double t0, t;
 	char *map, *src;
 	int i, err;
 
+	for (; argc > 1 && argv[1][0] == '-'; argc--, argv++) {
+		if (!strcmp(argv[1], "-r")) {
+			out = true;
+		} else if (!strcmp(argv[1], "-n") && argc > 2) {
+			count = strtoul(argv[2], NULL, 0);
+			argc--, argv++;
+		} else {
+			argc = 0;
+			break;
+		}
+	}
 	if (argc < 5) {
-		fprintf(stderr, "usage: bar-copy DEVICE BAR OFFSET SIZE...\n");
+		fprintf(stderr, "usage: bar-copy [-n COUNT] [-r] DEVICE BAR OFFSET SIZE...\n");
 		return 1;
 	}
 	if (strchr(argv[1], ':'))
@@ -65,15 +78,20 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 	lab_pattern(src, max, 0, 0xb0b0);
+	if (out)
+		memcpy(map + off, src, max);
 	for (i = 4; i < argc; i++) {
 		size = strtoull(argv[i], NULL, 0);
 		n = 0;
 		t0 = now();
 		do {
-			memcpy(map + off, src, size);
+			if (out)
+				memcpy(src, map + off, size);
+			else
+				memcpy(map + off, src, size);
 			n++;
 			t = now() - t0;
-		} while (n < 10 || t < 0.5);
+		} while (count ? n < count : n < 10 || t < 0.5);
 		printf("%llu %lu %.3f\n", (unsigned long long)size, n, t * 1e6 / n);
 	}
 	if (memcmp(map + off, src, size)) {
