@@ -71,7 +71,7 @@ $(BUILD)/kbuild/.headers-stamp:
 
 tests: | kernel
 
-check: kernel kernel-nmn userspace tests tests-nmn
+check: kernel kernel-nmn userspace tests tests-nmn perftest-rdma44
 	$(TOP)/tests/check
 
 demo: kernel userspace tests
