@@ -13,7 +13,7 @@ run() {
 	"$BUILD/bench/tools/dmabuf-bench" "${args[@]}" | tee -a "$LAB_RUN/bench.out"
 	args=()
 }
-echo "kernel release=$(uname -r)" > "$LAB_RUN/bench.out"
+echo "kernel release=$(uname -r) date=$(date +%F)" > "$LAB_RUN/bench.out"
 for a in "$@"; do
 	if [ "$a" = -- ]; then run; else args+=("$a"); fi
 done

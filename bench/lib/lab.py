@@ -24,8 +24,10 @@ KERNELS = {
 
 def config_of(release):
     """What configuration built the kernel of release @release (uname -r)."""
-    which = 'bench' if release.endswith('-p2p-bench') else 'lab'
-    return f'{release}, {KERNELS[which][2]}'
+    for which, suffix in (('bench', '-p2p-bench'), ('lab', '-p2p-lab')):
+        if release.endswith(suffix):
+            return f'{release}, {KERNELS[which][2]}'
+    return f'{release} (not one of the project\'s kernels: its own configuration)'
 
 
 def kernel():

@@ -16,7 +16,8 @@
  *	a dma-buf of N 4 KiB ranges of BAR 2 (never adjacent, so nothing
  *	merges; a BAR smaller than N pages repeats them): time to export,
  *	map and unmap it, and the DMA entries of the mapping. R rounds
- *	(default 3) over every N, one line per measure.
+ *	(default 3) over every N, each starting at another N, one line per
+ *	measure.
  *   dmabuf-bench [-r R] revoke K...
  *	one dma-buf of 64 KiB, K test importers each with a mapping: time
  *	of the revoke by memory decoding off (a PCI_COMMAND write through
@@ -55,20 +56,25 @@ static double now_us(void)
 /* --- memory ------------------------------------------------------------- */
 
 /*
- * What the kernel holds, from the counters 6.12 keeps exactly: slab objects
+ * What the kernel holds, from the counters 6.12 keeps: slab objects
  * (/proc/slabinfo: active objects times object size, summed over caches;
  * objects in a CPU's slab count as active, so single readings move by up to
- * a slab and only a fit over many steps is exact), vmalloc'ed pages,
- * page tables (user, and secondary: IOMMU and KVM), IOMMU page-table pages
- * and the memmap pages allocated for hot-added memory (ZONE_DEVICE
- * included); MemFree as the cross-check that nothing else moved.
+ * a slab and only a fit over many steps is exact), vmalloc'ed pages, per-CPU
+ * areas, kernel stacks, page tables (user, and secondary: IOMMU and KVM),
+ * IOMMU page-table pages and the memmap pages allocated for hot-added
+ * memory (ZONE_DEVICE included). Free memory, the cross-check that sees
+ * every page (kernel page tables too, which no counter has): MemFree plus
+ * the pages on the per-CPU lists (/proc/zoneinfo), which MemFree misses.
  */
 enum {
-	C_MEMFREE, C_SLAB, C_SLAB_OBJ, C_VMALLOC, C_PAGETABLES, C_SECPT,
-	C_IOMMU, C_MEMMAP, NR_C
+	C_MEMFREE, C_FREE, C_SLAB, C_SLAB_OBJ, C_VMALLOC, C_PERCPU, C_KSTACK,
+	C_PAGETABLES, C_SECPT, C_IOMMU, C_MEMMAP, NR_C
 };
 static const char *const cname[NR_C] = {
 	[C_MEMFREE] = "memfree_kb",		/* taken: MemFree's drop */
+	[C_FREE] = "free_kb",			/* taken: free pages' drop */
+	[C_PERCPU] = "percpu_kb",
+	[C_KSTACK] = "kernelstack_kb",
 	[C_SLAB] = "slab_kb",
 	[C_SLAB_OBJ] = "slab_obj_b",
 	[C_VMALLOC] = "vmalloc_kb",
@@ -87,7 +93,8 @@ static void read_meminfo(struct mem *m)
 	static const struct { const char *key; int c; } keys[] = {
 		{ "MemFree:", C_MEMFREE }, { "Slab:", C_SLAB },
 		{ "VmallocUsed:", C_VMALLOC }, { "PageTables:", C_PAGETABLES },
-		{ "SecPageTables:", C_SECPT },
+		{ "SecPageTables:", C_SECPT }, { "Percpu:", C_PERCPU },
+		{ "KernelStack:", C_KSTACK },
 	};
 	char key[64];
 	long long val;
@@ -134,6 +141,22 @@ static void read_slabinfo(struct mem *m)
 	fclose(f);
 }
 
+/* Pages on the per-CPU free lists ("count:" of every zone's pagesets), in kB. */
+static long long pcp_kb(void)
+{
+	char line[256];
+	long long n, kb = 0;
+	FILE *f = fopen("/proc/zoneinfo", "re");
+
+	if (!f)
+		die("/proc/zoneinfo: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, " count: %lld", &n) == 1)
+			kb += n * (sysconf(_SC_PAGESIZE) / 1024);
+	fclose(f);
+	return kb;
+}
+
 static void mem_read(struct mem *m)
 {
 	/* Page cache and slab caches that can go, so that they do not move. */
@@ -141,6 +164,7 @@ static void mem_read(struct mem *m)
 	lab_sysfs_write("/proc/sys/vm/drop_caches", "3");
 	memset(m, 0, sizeof(*m));
 	read_meminfo(m);
+	m->c[C_FREE] = m->c[C_MEMFREE] + pcp_kb();
 	read_vmstat(m);
 	read_slabinfo(m);
 }
@@ -156,8 +180,8 @@ static void mem_report(const char *what, const struct mem *a, double us)
 	if (us >= 0)
 		printf(" us=%.1f", us);
 	for (i = 0; i < NR_C; i++)
-		printf(" %s=%lld", cname[i],
-		       i == C_MEMFREE ? a->c[i] - b.c[i] : b.c[i] - a->c[i]);
+		printf(" %s=%lld", cname[i], i == C_MEMFREE || i == C_FREE ?
+		       a->c[i] - b.c[i] : b.c[i] - a->c[i]);
 	putchar('\n');
 }
 
@@ -204,6 +228,25 @@ static int import_map(int fd, struct p2pt_map *m)
  * reading, which must be back at @base. The host fits the bytes per dma-buf
  * over the readings.
  */
+/*
+ * Let what earlier steps left to RCU and to workers go, before a base
+ * reading: until free memory holds still for half a second (at most 10 s).
+ */
+static void settle(void)
+{
+	struct mem a, b;
+	int i;
+
+	mem_read(&a);
+	for (i = 0; i < 20; i++) {
+		usleep(500000);
+		mem_read(&b);
+		if (b.c[C_FREE] == a.c[C_FREE])
+			return;
+		a = b;
+	}
+}
+
 static void cost_hold(const char *series, int k, int step, bool import)
 {
 	int *fd = calloc(k, sizeof(*fd)), *h = calloc(k, sizeof(*h));
@@ -215,9 +258,15 @@ static void cost_hold(const char *series, int k, int step, bool import)
 
 	if (!fd || !h)
 		die("out of memory");
+	settle();
 	mem_read(&base);
 	mem_report(series, &base, -1);	/* k = 0 */
 	for (i = 0; i < k; i++) {
+		if (!strcmp(series, "hold_null")) {
+			/* The same readings with nothing done: the noise of a series. */
+			fd[i] = -1;
+			goto reading;
+		}
 		t = now_us();
 		fd[i] = vdb_export1(l.v.device, IVSHMEM_BAR, 0, l.lab.bar_size);
 		te += now_us() - t;
@@ -233,6 +282,7 @@ static void cost_hold(const char *series, int k, int step, bool import)
 			if (err)
 				die("map %d: %s", i, strerror(-err));
 		}
+reading:
 		if ((i + 1) % step && i + 1 != k)
 			continue;
 		snprintf(what, sizeof(what), "%s k=%d", series, i + 1);
@@ -247,14 +297,31 @@ static void cost_hold(const char *series, int k, int step, bool import)
 	for (i = 0; i < k; i++) {
 		if (import)
 			p2pt_release(l.lab.dev, h[i]);
-		close(fd[i]);
+		if (fd[i] >= 0)
+			close(fd[i]);
 	}
 	/* Files, dentries and inodes go after an RCU grace period. */
-	sleep(1);
+	settle();
 	snprintf(what, sizeof(what), "%s_released", series);
 	mem_report(what, &base, -1);
 	free(fd);
 	free(h);
+}
+
+/* The ioremap areas of at least @size in /proc/vmallocinfo: the claim's. */
+static void ioremap_areas(uint64_t size)
+{
+	char line[512], caller[128];
+	unsigned long long area;
+	FILE *f = fopen("/proc/vmallocinfo", "re");
+
+	if (!f)
+		die("/proc/vmallocinfo: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, " ioremap") &&
+		    sscanf(line, "%*s %llu %127s", &area, caller) == 2 && area >= size)
+			printf("first_export_ioremap area_b=%llu caller=%s\n", area, caller);
+	fclose(f);
 }
 
 static void cost(int hold, int step)
@@ -268,21 +335,26 @@ static void cost(int hold, int step)
 	/* One file per dma-buf held, and a few more. */
 	if (hold < 1 || step < 1 || getrlimit(RLIMIT_NOFILE, &fds))
 		die("bad hold count or step");
+	if (fds.rlim_max < (rlim_t)hold + 64)
+		fds.rlim_max = hold + 64;	/* root may raise it */
 	fds.rlim_cur = fds.rlim_max;
-	if (fds.rlim_cur < (rlim_t)hold + 64 || setrlimit(RLIMIT_NOFILE, &fds))
-		die("cannot hold %d files open", hold + 64);
+	if (setrlimit(RLIMIT_NOFILE, &fds))
+		die("cannot hold %d files open: %s", hold + 64, strerror(errno));
 	setup_vfio();
 	printf("bar bytes=%llu\n", (unsigned long long)l.lab.bar_size);
-	/* The readings' noise: nothing done between two readings. */
+	/* The readings' noise: nothing done between two readings, then a series. */
+	settle();
 	for (i = 0; i < NULL_READINGS; i++) {
 		mem_read(&a);
 		mem_report("null", &a, -1);
 	}
+	cost_hold("hold_null", hold, step, false);
 	/*
 	 * The first dma-buf of a BAR claims it for vfio-pci
 	 * (vfio_pci_core_setup_barmap()), once for the device's life: what
 	 * stays after the dma-buf is closed is that claim.
 	 */
+	settle();
 	mem_read(&a);
 	t = now_us();
 	fd = vdb_export1(l.v.device, IVSHMEM_BAR, 0, l.lab.bar_size);
@@ -291,19 +363,22 @@ static void cost(int hold, int step)
 		die("VFIO_DEVICE_FEATURE_DMA_BUF: %s", strerror(-fd));
 	close(fd);
 	mem_report("first_export", &a, t);
+	ioremap_areas(l.lab.bar_size);
 	cost_hold("hold_export", hold, step, false);
 	/* Each mapping takes the BAR's size of the importer's IOVA space. */
 	if ((uint64_t)hold * l.lab.bar_size > IOVA_BUDGET) {
 		hold = IOVA_BUDGET / l.lab.bar_size;
 		step = hold / 16 ? hold / 16 : 1;
 	}
-	cost_hold("hold_mapped", hold, step, true);
+	if (hold)
+		cost_hold("hold_mapped", hold, step, true);
 	vdb_lab_restore(&l);
 
 	err = p2pt_lab_setup(&l.lab);
 	if (err)
 		die("lab set-up (ivshmem on the test exporter): %s", strerror(-err));
 	snprintf(pm.bdf, sizeof(pm.bdf), "%s", l.lab.ivshmem);
+	settle();
 	mem_read(&a);
 	t = now_us();
 	err = p2pt_ioctl(l.lab.dev, P2PT_IOC_P2PMEM, &pm);
@@ -370,10 +445,14 @@ static void map_scaling(int argc, char **argv)
 	for (a = 0; a < argc; a++)
 		if (!strtoull(argv[a], NULL, 0))
 			die("bad range count %s", argv[a]);
-	/* Repeats interleaved: a drift of the machine spreads over every count. */
+	/*
+	 * Repeats interleaved, each round starting at another count: a drift
+	 * of the machine, and what one count leaves to the next, spread over
+	 * every count.
+	 */
 	for (k = 0; k < repeat; k++)
 		for (a = 0; a < argc; a++)
-			map_once(strtoull(argv[a], NULL, 0), pages, k);
+			map_once(strtoull(argv[(a + k) % argc], NULL, 0), pages, k);
 	vdb_lab_restore(&l);
 }
 
