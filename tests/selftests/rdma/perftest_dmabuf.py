@@ -16,16 +16,20 @@ filled in; the JSON output too.
 
 ib_write_lat with the heap on one side and udmabuf on the other checks the
 bytes received in those buffers: each side spins until the peer's counter
-is in its own buffer, so the test cannot end unless it got there.
+is in its own buffer, so the test cannot end unless it got there. Every
+side that was given a dma-buf must have registered its buffers with
+ibv_reg_dmabuf_mr() and named the source in its header, so that a silent
+fallback to host memory fails.
 
 Then the layouts: two QPs sharing one buffer (one dma-buf, each QP's data
 in its own slice), two QPs with --mr_per_qp (one dma-buf each, consecutive
 BAR slices), and a buffer at offset= (the bytes before it untouched).
 
-Then every refused argument or device must exit non-zero with its own
-message: while parsing, and when the buffers are made (a device another
-process holds, an MR the RDMA device refuses with EOPNOTSUPP, buffers
-larger than the BAR).
+Then every refused argument or device must exit with status 1 (the
+README's promise; a crash is a signal, never 1) and its own message: while
+parsing, before a server listens (including a device another process
+holds), and when the buffers are made (an MR the RDMA device refuses with
+EOPNOTSUPP, buffers larger than the BAR).
 """
 import os
 import re
@@ -115,6 +119,14 @@ def expect_header(out, source):
     return None if line in out else f'the header has no "{line}"'
 
 
+def expect_dmabuf_mrs(args, out):
+    """A side given a dma-buf registered dma-buf MRs, no host memory."""
+    if any(a.startswith(('--use_dmabuf', '--use_sys_dmabuf', '--use_ib_dm_dmabuf'))
+           for a in args) and MR_CALL not in out:
+        return f'no "{MR_CALL}": the buffers are not dma-bufs'
+    return None
+
+
 def group_node(bdf):
     """The /dev node of the device's VFIO group (no-IOMMU or not)."""
     grp = os.path.basename(os.readlink(f'/sys/bus/pci/devices/{bdf}/iommu_group'))
@@ -158,7 +170,8 @@ def run(payload, js):
     cases = []
     for sname, (sarg, source) in srcs.items():
         def hdr(o_bar, o_src, source=source):
-            return expect_header(o_bar, bar2) or expect_header(o_src, source)
+            return (expect_header(o_bar, bar2) or expect_header(o_src, source) or
+                    expect_mr_calls(o_bar, 1) or expect_mr_calls(o_src, 1))
         cases += [
             (f'ib_write_bw_{sname}_into_vfio_bar', 'ib_write_bw', bw + [vfio], bw + [sarg] + pay,
              lambda d, so, co, h=hdr: expect_pattern(d, S, S) or h(so, co)),
@@ -197,11 +210,10 @@ def run(payload, js):
          lambda d, so, co: expect_guard(d, 0, 4 * S) or expect_pattern(d, S, 5 * S) or
          expect_header(so, f'vfio:{ivshmem},bar=2,offset={4 * S:#x}')),
     ]
-    # Both receive: each side spins until the peer's counter is in its buffer.
-    sys_cases = [('ib_write_lat_heap_and_udmabuf', lat + [srcs['heap'][0]],
-                  lat + [srcs['udmabuf'][0]]),
-                 ('ib_write_lat_udmabuf_and_heap', lat + [srcs['udmabuf'][0]],
-                  lat + [srcs['heap'][0]])]
+    # Both receive: each side spins until the peer's counter is in its
+    # buffer. (name, server source, client source)
+    sys_cases = [('ib_write_lat_heap_and_udmabuf', 'heap', 'udmabuf'),
+                 ('ib_write_lat_udmabuf_and_heap', 'udmabuf', 'heap')]
     nvme = lab_pci_find('nvme')
     # name, arguments (with -d), the message that must be printed
     dev = ['-d', DEV]
@@ -216,6 +228,15 @@ def run(payload, js):
         ('bar_not_memory', dev + [f'--use_dmabuf=vfio:{ivshmem},bar=4'],
          f'BAR 4 of {ivshmem} is not a memory BAR'),
         ('bar_out_of_range', dev + [f'--use_dmabuf=vfio:{ivshmem},bar=6'], 'bar must be 0 to 5'),
+        # 2^32 + 2: not truncated to 2.
+        ('bar_past_32_bits', dev + [f'--use_dmabuf=vfio:{ivshmem},bar=4294967298'],
+         'bar must be 0 to 5'),
+        ('bar_twice', dev + [f'--use_dmabuf=vfio:{ivshmem},bar=2,bar=2'], 'bar= given twice'),
+        ('offset_twice', dev + [f'--use_dmabuf=vfio:{ivshmem},bar=2,offset=0,offset=0x1000'],
+         'offset= given twice'),
+        ('empty_bdf', dev + ['--use_dmabuf=vfio:,bar=2'], 'expected a PCI address'),
+        ('offset_past_bar', dev + [f'--use_dmabuf=vfio:{ivshmem},bar=2,offset=0x100000000'],
+         "offset 0x100000000 is past BAR 2's end"),
         ('offset_unaligned', dev + [f'--use_dmabuf=vfio:{ivshmem},bar=2,offset=0x123'],
          'offset must be a page-aligned number'),
         ('unknown_option', dev + [f'--use_dmabuf=vfio:{ivshmem},bar=2,size=4096'],
@@ -237,15 +258,18 @@ def run(payload, js):
          "Can't use multiple memory types"),
         ('two_dmabuf_options', dev + ['--use_sys_dmabuf', f'--use_ib_dm_dmabuf={DEV}'],
          "Can't use multiple memory types"),
+        # Held by another process: refused before the server would listen.
+        # Holding the group keeps both paths out: the group's open is
+        # exclusive, and a cdev cannot bind while its group is open.
+        ('device_in_use', dev + [vfio], f'{ivshmem} is in use: another process has it',
+         'ib_write_bw', 'hold'),
     ]
     bar_size = os.path.getsize(host.path)
-    # name, test, server args, client args, the server's message (it fails
-    # once the client has connected, making its buffers)
+    # name, test, server args, client args, the message of the side that
+    # fails once the client has connected, making its buffers
     refused_pairs = [
         ('buffers_larger_than_bar', 'ib_write_bw', bw + [srcs['heap'][0]],
          bw + [f'{vfio},offset={bar_size - 4096:#x}'], 'the buffers do not fit', 'client'),
-        ('device_in_use', 'ib_write_bw', bw + [vfio], bw + [srcs['heap'][0]],
-         f'{ivshmem} is in use: another process has it', 'server'),
         # rxe refuses remote atomics on I/O memory: EOPNOTSUPP.
         ('atomics_on_bar_eopnotsupp', 'ib_atomic_bw', ['-n', '200', vfio],
          ['-n', '200', srcs['heap'][0]], f'{DEV} refused the dma-buf MR (EOPNOTSUPP)', 'server'),
@@ -260,49 +284,53 @@ def run(payload, js):
             err = f'server exit {src}, client exit {crc}'
         else:
             err = check(host.read(4 << 20), sout, cout)
-        opened = re.search(r'opened through its VFIO (\w+)', sout + cout)
+        if not err:
+            err = expect_dmabuf_mrs(sargs, sout) or expect_dmabuf_mrs(cargs, cout)
+        opened = re.search(r'dma-buf device  : .* opened through its VFIO (\w+)', sout + cout)
         if not err and (not opened or opened.group(1) != via):
-            err = f'expected the device opened through its VFIO {via}'
+            err = f'expected the header to say the device was opened through its VFIO {via}'
         diag = f'{test} (VFIO {via}): {figure(cout) or figure(sout)}'
         if err:
             diag = f'{err}\nserver:\n{sout}\nclient:\n{cout}'
         ktap.result(not err, name, diag=diag)
 
-    for name, sargs, cargs in sys_cases:
-        src, sout, crc, cout = perftest('ib_write_lat', sargs, cargs, addr, gid)
+    for name, ssrc, csrc in sys_cases:
+        src, sout, crc, cout = perftest('ib_write_lat', lat + [srcs[ssrc][0]],
+                                        lat + [srcs[csrc][0]], addr, gid)
         fig = figure(cout)
-        ok = src == 0 and crc == 0 and fig is not None
-        diag = f'ib_write_lat: {fig}' if ok else \
-            f'server exit {src}, client exit {crc}\nserver:\n{sout}\nclient:\n{cout}'
-        ktap.result(ok, name, diag=diag)
+        if src != 0 or crc != 0:
+            err = f'server exit {src}, client exit {crc}'
+        else:
+            err = (expect_header(sout, srcs[ssrc][1]) or expect_header(cout, srcs[csrc][1]) or
+                   expect_mr_calls(sout, 1) or expect_mr_calls(cout, 1) or
+                   (None if fig else 'no result line'))
+        diag = f'ib_write_lat: {fig}' if not err else \
+            f'{err}\nserver:\n{sout}\nclient:\n{cout}'
+        ktap.result(not err, name, diag=diag)
 
-    for name, args, msg, *test in bad_args:
+    for name, args, msg, *more in bad_args:
         # Refused while parsing: no peer is needed, the server never listens.
+        test = more[0] if more else 'ib_write_bw'
+        holder = os.open(group_node(ivshmem), os.O_RDWR) if 'hold' in more else None
         try:
-            r = subprocess.run([str(BIN / (test or ['ib_write_bw'])[0]), '-x', gid] + args,
+            r = subprocess.run([str(BIN / test), '-x', gid] + args,
                                capture_output=True, text=True, timeout=60)
             rc, out = r.returncode, r.stdout + r.stderr
         except subprocess.TimeoutExpired as e:
             rc, out = None, f'still running after 60 s (waiting for a client?)\n{text(e.stdout)}'
-        ok = rc not in (0, None) and msg in out and 'Segmentation' not in out
-        ktap.result(ok, f'refused_{name}',
-                    diag=None if ok else f'exit {rc}, expected "{msg}":\n{out}')
-
-    for name, test, sargs, cargs, msg, side in refused_pairs:
-        holder = None
-        if name == 'device_in_use':
-            # Holding the group keeps both paths out: the group's open is
-            # exclusive, and a cdev cannot bind while its group is open.
-            holder = os.open(group_node(ivshmem), os.O_RDWR)
-        try:
-            src, sout, crc, cout = perftest(test, sargs, cargs, addr, gid, timeout=120)
         finally:
             if holder is not None:
                 os.close(holder)
-        rc, out = (src, sout) if side == 'server' else (crc, cout)
-        ok = rc not in (0, None) and msg in out
+        ok = rc == 1 and msg in out
         ktap.result(ok, f'refused_{name}',
-                    diag=None if ok else f'{side} exit {rc}, expected "{msg}":\n'
+                    diag=None if ok else f'exit {rc} (expected 1), expected "{msg}":\n{out}')
+
+    for name, test, sargs, cargs, msg, side in refused_pairs:
+        src, sout, crc, cout = perftest(test, sargs, cargs, addr, gid, timeout=120)
+        rc, out = (src, sout) if side == 'server' else (crc, cout)
+        ok = rc == 1 and msg in out
+        ktap.result(ok, f'refused_{name}',
+                    diag=None if ok else f'{side} exit {rc} (expected 1), expected "{msg}":\n'
                     f'server:\n{sout}\nclient:\n{cout}')
     return 1 if ktap.failed else 0
 
