@@ -9,8 +9,9 @@
  * vfio-pci; OFFSET is where in the BAR the copies go. For each SIZE, copies
  * SIZE bytes of host memory into the BAR (with -r: out of the BAR into host
  * memory) until at least 0.5 s have passed (at least 10 copies), or COUNT
- * times, and prints "SIZE COPIES USEC_PER_COPY". Exit status 0, or 1 with a
- * message.
+ * times, and prints "SIZE COPIES USEC_PER_COPY". It writes into the BAR, so
+ * it takes only a prefetchable memory BAR (memory, not registers). Exit
+ * status 0, or 1 with a message.
  */
 #include <time.h>
 #include "lab.h"
@@ -30,6 +31,8 @@ int main(int argc, char **argv)
 	char bdf[LAB_BDF_LEN];
 	uint64_t off, size, max = 0;
 	unsigned long n, count = 0;
+	unsigned int barno;
+	uint32_t reg;
 	bool out = false;
 	double t0, t;
 	char *map, *src;
@@ -57,10 +60,21 @@ int main(int argc, char **argv)
 	err = lab_vfio_open_cdev(&v, bdf);
 	if (err)
 		err = lab_vfio_open_group(&v, bdf);
+	barno = strtoul(argv[2], NULL, 0);
+	if (!err && barno > 5)
+		err = -EINVAL;
 	if (!err)
-		err = lab_vfio_region(&v, strtoul(argv[2], NULL, 0), &bar);
+		err = lab_vfio_region(&v, barno, &bar);
+	if (!err)
+		err = lab_vfio_config(&v, false, PCI_BASE_ADDRESS_0 + 4 * barno, &reg,
+				      sizeof(reg));
 	if (err)
 		goto fail;
+	if ((reg & PCI_BASE_ADDRESS_SPACE_IO) || !(reg & PCI_BASE_ADDRESS_MEM_PREFETCH)) {
+		fprintf(stderr, "bar-copy: BAR %u of %s is not prefetchable memory\n", barno,
+			bdf);
+		return 1;
+	}
 	off = strtoull(argv[3], NULL, 0);
 	for (i = 4; i < argc; i++)
 		if (strtoull(argv[i], NULL, 0) > max)
