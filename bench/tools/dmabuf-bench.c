@@ -509,10 +509,12 @@ static void revoke_scaling(int argc, char **argv, bool rxe)
 	}
 	for (a = 0; a < argc; a++) {
 		n = atoi(argv[a]);
+		if (n < 0)
+			die("bad importer count %s", argv[a]);
 		mrs = calloc(n + 1, sizeof(*mrs));
 		h = calloc(n + 1, sizeof(*h));
-		if (n < 0 || !mrs || !h)
-			die("bad importer count %s", argv[a]);
+		if (!mrs || !h)
+			die("out of memory for %d importers", n);
 		t0 = now_us();
 		for (i = 0; i < n; i++) {
 			if (!rxe) {
