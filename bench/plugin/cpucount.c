@@ -8,8 +8,12 @@
  *
  *   -plugin build/bench/plugin/libcpucount.so,out=FILE,ram=BYTES
  *
- * BYTES is the guest's RAM size (lab/run: -m), all of it at guest-physical
- * addresses below BYTES (true up to the 32-bit PCI hole). The guest asks
+ * BYTES is the guest's RAM size (lab/run: -m). QEMU 7.2 gives a plugin the
+ * address of a RAM access as an offset in its own RAM space, not the
+ * guest-physical address: it tells the guest's RAM from the BARs' memory
+ * backends only when the RAM is the first block there, which lab/run sees
+ * to (memory-backend-ram pc.ram, created first); MMIO is always device
+ * memory. The guest asks
  * for a reading by executing the marker instruction "xchg %bx,%bx" (66 87
  * db, a no-op on any x86 CPU; bench/tools/cpucount-mark): each one appends
  * "mark" and, for the kernel then user space, "INSNS RAM_LOADED RAM_STORED
