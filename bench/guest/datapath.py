@@ -21,7 +21,7 @@ rotated by round). Results are written after every run.
 
   datapath.py [--device DEV] [--vfio BDF] [--bar N] [--sizes S,...]
               [--iters N1,N2] [--tests T,...] [--sources S,...]
-              [--repeat R] [--addr A] [--gid G] [--port P] [--out FILE]
+              [--repeat R] [--addr A] [--gid G] [--out FILE]
 
 Defaults are the lab's: rxe0 (created), ivshmem bound to vfio-pci, BAR 2,
 the interface's IPv4 address and GID index, $LAB_RUN/datapath.json
@@ -41,8 +41,8 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TOP / 'tests/selftests/lib'))
-from lab_rdma import (BIN, BUILD, bind_vfio, ensure_rxe, figure,  # noqa: E402
-                      ipv4_addr, ipv4_gid_index, lab_pci_find, listening)
+from lab_rdma import (BUILD, bind_vfio, ensure_rxe, figure,  # noqa: E402
+                      ipv4_addr, ipv4_gid_index, lab_pci_find, perftest)
 
 TOOLS = BUILD / 'bench' / 'tools'
 # Messages per run (N1, N2) by size under rxe in the lab: N2 - N1 carries
@@ -60,40 +60,6 @@ MARKING = {'on': True}
 def mark():
     if MARKING['on']:
         subprocess.run([str(TOOLS / 'cpucount-mark')], check=True)
-
-
-def perftest(a, test, server_args, client_args, after=None, timeout=900):
-    """Server, then client of perftest's @test on @a.device, marked from
-    when the server listens to when both ended and @after (a command run
-    then, if any) has run; (server rc, server output, client rc, client
-    output, @after's CompletedProcess), rc None for a client not started
-    or timed out."""
-    a.port += 1
-    common = [str(BIN / test), '-d', a.device, '-x', a.gid, '-p', str(a.port), '-F']
-    srv = subprocess.Popen(common + server_args, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while not listening(a.port) and srv.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    if srv.poll() is not None or not listening(a.port):
-        srv.kill()
-        return srv.returncode, srv.communicate()[0], None, 'server not listening', None
-    time.sleep(SETTLE)
-    mark()
-    try:
-        cli = subprocess.run(common + client_args + [a.addr], capture_output=True,
-                             text=True, timeout=timeout)
-        crc, cout = cli.returncode, cli.stdout + cli.stderr
-    except subprocess.TimeoutExpired:
-        crc, cout = None, f'client timed out after {timeout} s'
-    try:
-        sout = srv.communicate(timeout=60)[0]
-    except subprocess.TimeoutExpired:
-        srv.kill()
-        sout = srv.communicate()[0] + '\nserver killed after the client ended'
-    post = subprocess.run(after, capture_output=True, text=True) if after else None
-    mark()
-    return srv.returncode, sout, crc, cout, post
 
 
 def iters(a, size):
@@ -125,9 +91,28 @@ def run_perftest(a, test, size, src, n):
     # Event mode where perftest has it (not for WRITE): no process polls.
     args = ((['-e'] if test != 'ib_write_bw' else [])
             + ['-s', str(size), '-n', str(n), '-t', str(DEPTH), '--cq-mod', str(DEPTH)])
-    srv, sout, cli, cout, post = perftest(a, test, args + opt, args, after)
+    state = {'marks': 0, 'post': None}
+
+    def listened():
+        # Past the set-up, and what the previous run left to the kernel.
+        time.sleep(SETTLE)
+        mark()
+        state['marks'] += 1
+
+    def ended():
+        if after:
+            state['post'] = subprocess.run(after, capture_output=True, text=True)
+        mark()
+        state['marks'] += 1
+
+    srv, sout, cli, cout = perftest(test, args + opt, args, a.addr, a.gid, timeout=900,
+                                    dev=a.device, listened=listened, ended=ended)
+    # Two marks a run, whatever failed (the host pairs them in order).
+    for _ in range(2 - state['marks']):
+        mark()
+    post = state['post']
     fig = figure(cout or '')
-    common = f'{test} -d {a.device} -x {a.gid} -F'
+    common = f'{test} -d {a.device} -x {a.gid} -F -u 17'
     r = {'kind': 'perftest', 'test': test, 'size': size, 'source': src, 'n': n,
          'server': f'{common} {" ".join(args + opt)}',
          'client': f'{common} {" ".join(args)} {a.addr}',
@@ -172,7 +157,6 @@ def main():
     ap.add_argument('--addr')
     ap.add_argument('--gid')
     ap.add_argument('--out')
-    ap.add_argument('--port', type=int, default=19000)
     a = ap.parse_args()
     if a.device == 'rxe0':
         ensure_rxe()

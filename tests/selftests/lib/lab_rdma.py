@@ -108,17 +108,20 @@ def listening(p):
     return False
 
 
-def perftest(test, server_args, client_args, addr, gid, timeout=240):
+def perftest(test, server_args, client_args, addr, gid, timeout=240, dev=DEV,
+             listened=None, ended=None):
     """Run a server and a client of perftest's @test (ib_write_bw, ...) on
-    rxe0, each with its own arguments; the client connects to @addr and
-    both use GID index @gid. (server rc, server out, client rc, client out);
-    a client that was not started or timed out has rc None."""
+    @dev (rxe0), each with its own arguments; the client connects to @addr
+    and both use GID index @gid. @listened, if any, is called once the
+    server listens, before the client starts; @ended once both ended.
+    (server rc, server out, client rc, client out); a client that was not
+    started or timed out has rc None."""
     global _port
     _port += 1
     port = _port
     # -u 17: 0.5 s before a retransmission (perftest's 14 is 67 ms), so
     # that a busy host is no transport error.
-    common = [str(BIN / test), '-d', DEV, '-x', gid, '-p', str(port), '-F', '-u', '17']
+    common = [str(BIN / test), '-d', dev, '-x', gid, '-p', str(port), '-F', '-u', '17']
     srv = subprocess.Popen(common + server_args, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
@@ -128,6 +131,8 @@ def perftest(test, server_args, client_args, addr, gid, timeout=240):
         srv.kill()
         out = srv.communicate()[0]
         return srv.returncode, out, None, 'client not started: server not listening'
+    if listened:
+        listened()
     try:
         cli = subprocess.run(common + client_args + [addr], capture_output=True,
                              text=True, timeout=timeout)
@@ -139,6 +144,8 @@ def perftest(test, server_args, client_args, addr, gid, timeout=240):
     except subprocess.TimeoutExpired:
         srv.kill()
         sout = srv.communicate()[0] + '\nserver killed after the client ended'
+    if ended:
+        ended()
     return srv.returncode, sout, crc, cout
 
 
