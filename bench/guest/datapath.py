@@ -7,13 +7,15 @@ WRITE, whose client busy-polls) with the server's buffer, where the NIC
 writes and whence it reads, from each source: plain host memory, a
 vfio-pci BAR dma-buf, the system heap, udmabuf; the bounce a user has
 without dma-buf MRs, measured (the plain run, then a CPU copy of every
-message through the VFIO mmap of the BAR: into it after WRITEs, out of it
-before READs, bar-copy); and that copy alone.
+message through the VFIO mmap of the BAR, bar-copy: into it, as after
+WRITEs, or out of it, as before READs; in the counted window the order
+does not matter); and that copy alone.
 
 Every measure runs twice, with N1 and N2 messages (or copies), each
 between two marks of the counting TCG plugin (bench/plugin; no-ops
 without it), taken once the server listens and after a pause, so that
-start-up and what the previous run left behind stay outside: the
+the server's start-up and what the previous run left behind stay
+outside; the client's set-up is inside, the same for N1 and N2: the
 difference over N2 - N1 is the cost per message. The queue depth and the
 completion moderation are fixed (-t, --cq-mod), the same for N1 and N2.
 Repeats are interleaved (each round runs every source, in an order
