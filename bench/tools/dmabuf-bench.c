@@ -308,8 +308,8 @@ reading:
 	free(h);
 }
 
-/* The ioremap areas of at least @size in /proc/vmallocinfo: the claim's. */
-static void ioremap_areas(uint64_t size)
+/* The ioremap areas of at least @size in /proc/vmallocinfo (@when: "before", "after"). */
+static void ioremap_areas(const char *when, uint64_t size)
 {
 	char line[512], caller[128];
 	unsigned long long area;
@@ -320,7 +320,8 @@ static void ioremap_areas(uint64_t size)
 	while (fgets(line, sizeof(line), f))
 		if (strstr(line, " ioremap") &&
 		    sscanf(line, "%*s %llu %127s", &area, caller) == 2 && area >= size)
-			printf("first_export_ioremap area_b=%llu caller=%s\n", area, caller);
+			printf("first_export_ioremap when=%s area_b=%llu caller=%s\n", when, area,
+			       caller);
 	fclose(f);
 }
 
@@ -355,6 +356,7 @@ static void cost(int hold, int step)
 	 * stays after the dma-buf is closed is that claim.
 	 */
 	settle();
+	ioremap_areas("before", l.lab.bar_size);
 	mem_read(&a);
 	t = now_us();
 	fd = vdb_export1(l.v.device, IVSHMEM_BAR, 0, l.lab.bar_size);
@@ -363,7 +365,7 @@ static void cost(int hold, int step)
 		die("VFIO_DEVICE_FEATURE_DMA_BUF: %s", strerror(-fd));
 	close(fd);
 	mem_report("first_export", &a, t);
-	ioremap_areas(l.lab.bar_size);
+	ioremap_areas("after", l.lab.bar_size);
 	cost_hold("hold_export", hold, step, false);
 	/* Each mapping takes the BAR's size of the importer's IOVA space. */
 	if ((uint64_t)hold * l.lab.bar_size > IOVA_BUDGET) {
